@@ -32,7 +32,12 @@ fn text(s: String) -> Option<CommandResult> {
 }
 
 /// Runs one command for `ctx`. Unknown commands answer `None`.
-pub fn command(node: &Node, ctx: &Context, cmd: &str, param: Option<&str>) -> Option<CommandResult> {
+pub fn command(
+    node: &Node,
+    ctx: &Context,
+    cmd: &str,
+    param: Option<&str>,
+) -> Option<CommandResult> {
     let p = param.unwrap_or("");
     match cmd {
         "TIMEOUT" => {
@@ -114,7 +119,11 @@ pub fn command(node: &Node, ctx: &Context, cmd: &str, param: Option<&str>) -> Op
             let (addr, rest) = p.split_once(' ').unwrap_or((p, ""));
             let h = to_handle(node, ctx, addr);
             if let Some(target) = node.grab(h) {
-                let sig = if rest.is_empty() { 0 } else { strtol(rest, 0) as i32 };
+                let sig = if rest.is_empty() {
+                    0
+                } else {
+                    strtol(rest, 0) as i32
+                };
                 target.signal(sig);
             }
             None
@@ -239,7 +248,11 @@ pub fn strtol(s: &str, base: u32) -> i64 {
     let mut v: i64 = 0;
     for c in digits.chars() {
         match c.to_digit(radix) {
-            Some(d) => v = v.saturating_mul(i64::from(radix)).saturating_add(i64::from(d)),
+            Some(d) => {
+                v = v
+                    .saturating_mul(i64::from(radix))
+                    .saturating_add(i64::from(d))
+            }
             None => break,
         }
     }
@@ -256,7 +269,10 @@ mod tests {
 
     #[test]
     fn launch_param_split() {
-        assert_eq!(split_launch("snlua bootstrap"), ("snlua", Some("bootstrap")));
+        assert_eq!(
+            split_launch("snlua bootstrap"),
+            ("snlua", Some("bootstrap"))
+        );
         assert_eq!(split_launch("logger"), ("logger", None));
         assert_eq!(split_launch("m "), ("m", Some("")));
         assert_eq!(split_launch("m  a b\r\nx"), ("m", Some(" a b")));

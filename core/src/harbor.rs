@@ -58,7 +58,9 @@ impl Harbor {
         let Some(service) = service else {
             node.log(
                 source,
-                format!("error: no harbor service for a remote message from :{source:08x}; dropped"),
+                format!(
+                    "error: no harbor service for a remote message from :{source:08x}; dropped"
+                ),
             );
             return -1;
         };
@@ -81,9 +83,33 @@ impl Harbor {
         rm[24..32].copy_from_slice(&(ptr as usize).to_ne_bytes());
         rm[32..40].copy_from_slice(&sz.to_ne_bytes());
         rm[40..44].copy_from_slice(&i32::from(ty).to_ne_bytes());
-        let msg = Message::new(source, session, ptype::SYSTEM as u8, Payload::copy_from(&rm));
+        let msg = Message::new(
+            source,
+            session,
+            ptype::SYSTEM as u8,
+            Payload::copy_from(&rm),
+        );
         service.queue().push(msg, &node.global);
         session
+    }
+
+    /// Queues an already built `struct remote_message` block to the harbor service.
+    pub(crate) fn push_remote_message(
+        &self,
+        node: &Node,
+        rm: Payload,
+        source: u32,
+        session: i32,
+    ) -> bool {
+        let service = self.service.lock().clone();
+        match service {
+            Some(s) => {
+                let msg = Message::new(source, session, ptype::SYSTEM as u8, rm);
+                s.queue().push(msg, &node.global);
+                true
+            }
+            None => false,
+        }
     }
 
     /// `skynet_harbor_start`: remember the harbor service and stop counting it as live.
@@ -102,6 +128,12 @@ impl Node {
     /// `skynet_harbor_start`.
     pub fn harbor_start(&self, ctx: Arc<Context>) {
         self.harbor.start(self, ctx)
+    }
+
+    /// `skynet_harbor_send`: hands a `struct remote_message` block (48 bytes, libc heap) to the
+    /// harbor service; false (block freed) if there is none.
+    pub fn harbor_send(&self, rm: Payload, source: u32, session: i32) -> bool {
+        self.harbor.push_remote_message(self, rm, source, session)
     }
 
     /// Drops the reserved harbor context (shutdown).

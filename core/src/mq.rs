@@ -169,6 +169,8 @@ pub struct GlobalQueue {
     queue: Mutex<VecDeque<Arc<MessageQueue>>>,
     park: Mutex<()>,
     wake: Condvar,
+    /// Only for threads that sleep until quit (monitor): they must not eat worker wake-ups.
+    quit_wait: Condvar,
     sleeping: AtomicUsize,
     quit: AtomicBool,
 }
@@ -185,6 +187,7 @@ impl GlobalQueue {
             queue: Mutex::new(VecDeque::new()),
             park: Mutex::new(()),
             wake: Condvar::new(),
+            quit_wait: Condvar::new(),
             sleeping: AtomicUsize::new(0),
             quit: AtomicBool::new(false),
         }
@@ -201,8 +204,7 @@ impl GlobalQueue {
         };
         // Pairs with the fence in `park`: either the sleeper sees our queue or we see it asleep.
         fence(Ordering::SeqCst);
-        if self.sleeping.load(Ordering::Relaxed) > 0 && (len > 1 || !IS_WORKER.with(|w| w.get()))
-        {
+        if self.sleeping.load(Ordering::Relaxed) > 0 && (len > 1 || !IS_WORKER.with(|w| w.get())) {
             let _g = self.park.lock();
             self.wake.notify_one();
         }
@@ -254,6 +256,16 @@ impl GlobalQueue {
         self.quit.store(true, Ordering::Release);
         let _g = self.park.lock();
         self.wake.notify_all();
+        self.quit_wait.notify_all();
+    }
+
+    /// Sleeps up to `d`, returning early (true) when the node quits.
+    pub fn sleep_unless_quit(&self, d: std::time::Duration) -> bool {
+        let mut g = self.park.lock();
+        if !self.is_quit() {
+            self.quit_wait.wait_for(&mut g, d);
+        }
+        self.is_quit()
     }
 
     pub fn is_quit(&self) -> bool {

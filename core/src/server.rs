@@ -17,6 +17,7 @@ use crate::{harbor, ptype};
 use parking_lot::Mutex;
 use std::cell::Cell;
 use std::ffi::CString;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -174,9 +175,8 @@ impl Context {
 
     /// CPU time of the message being handled so far, if profiling.
     pub fn current_cpu_us(&self) -> Option<u64> {
-        self.profile.then(|| {
-            thread_time_us().saturating_sub(self.cpu_start.load(Ordering::Relaxed))
-        })
+        self.profile
+            .then(|| thread_time_us().saturating_sub(self.cpu_start.load(Ordering::Relaxed)))
     }
 
     pub fn message_count(&self) -> u64 {
@@ -224,14 +224,20 @@ impl Context {
         let Some(mut cb) = cb else {
             return; // no handler: the message is freed silently
         };
+        // A panicking handler must not take the worker thread down with it.
+        let mut call = || {
+            if let Err(e) = catch_unwind(AssertUnwindSafe(|| cb.call(self, msg))) {
+                self.error(format!("error: service panicked: {}", panic_text(&*e)));
+            }
+        };
         if self.profile {
             let start = thread_time_us();
             self.cpu_start.store(start, Ordering::Relaxed);
-            cb.call(self, msg);
+            call();
             let cost = thread_time_us().saturating_sub(start);
             self.cpu_cost.fetch_add(cost, Ordering::Relaxed);
         } else {
-            cb.call(self, msg);
+            call();
         }
         let mut s = self.callback.lock();
         if s.version == version {
@@ -249,6 +255,14 @@ impl Drop for Context {
             n.total.fetch_sub(1, Ordering::AcqRel);
         }
     }
+}
+
+/// The message of a caught panic.
+pub fn panic_text(e: &(dyn std::any::Any + Send)) -> String {
+    e.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| e.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
 /// Thread CPU time in microseconds (for `profile`).
@@ -380,7 +394,10 @@ impl Node {
         data: Payload,
     ) -> i32 {
         if data.len() >= MESSAGE_SIZE_LIMIT {
-            self.log(ctx.map_or(0, |c| c.handle), format!("error: The message to {dest:x} is too large"));
+            self.log(
+                ctx.map_or(0, |c| c.handle),
+                format!("error: The message to {dest:x} is too large"),
+            );
             return -2;
         }
         let session = match (ty & PTYPE_TAG_ALLOCSESSION != 0, ctx) {
@@ -400,11 +417,19 @@ impl Node {
         }
         let ty = (ty & 0xff) as u8;
         if self.harbor.is_remote(dest) {
-            return self.harbor.send_remote(self, harbor::Destination::Handle(dest), source, ty, session, data);
+            return self.harbor.send_remote(
+                self,
+                harbor::Destination::Handle(dest),
+                source,
+                ty,
+                session,
+                data,
+            );
         }
         match self.handles.grab(dest) {
             Some(c) => {
-                c.queue.push(Message::new(source, session, ty, data), &self.global);
+                c.queue
+                    .push(Message::new(source, session, ty, data), &self.global);
                 session
             }
             None => -1,
@@ -443,7 +468,14 @@ impl Node {
             _ => session,
         };
         let ty = (ty & 0xff) as u8;
-        self.harbor.send_remote(self, harbor::Destination::Name(dest.as_bytes()), source, ty, session, data)
+        self.harbor.send_remote(
+            self,
+            harbor::Destination::Name(dest.as_bytes()),
+            source,
+            ty,
+            session,
+            data,
+        )
     }
 
     /// Pushes a message straight into a local queue (timer, socket, harbor); false if the
@@ -483,7 +515,12 @@ impl Node {
     pub fn log(&self, source: u32, text: impl AsRef<[u8]>) {
         let logger = self.logger_handle();
         if logger != 0 {
-            let msg = Message::new(source, 0, ptype::TEXT as u8, Payload::copy_from(text.as_ref()));
+            let msg = Message::new(
+                source,
+                0,
+                ptype::TEXT as u8,
+                Payload::copy_from(text.as_ref()),
+            );
             self.push(logger, msg);
         }
     }
@@ -519,7 +556,14 @@ impl Node {
         };
         let monitor = self.monitor_exit.load(Ordering::Relaxed);
         if monitor != 0 {
-            self.send(Some(ctx), handle, monitor, ptype::CLIENT, 0, Payload::empty());
+            self.send(
+                Some(ctx),
+                handle,
+                monitor,
+                ptype::CLIENT,
+                0,
+                Payload::empty(),
+            );
         }
         drop(self.handles.retire(handle));
     }

@@ -57,7 +57,8 @@ pub fn start(node: &'static Node, cfg: &StartConfig) -> Result<(), String> {
         return Err(format!("Bootstrap error : {}", cfg.bootstrap));
     }
 
-    let slots: Arc<Vec<MonitorSlot>> = Arc::new((0..cfg.thread).map(|_| MonitorSlot::new()).collect());
+    let slots: Arc<Vec<MonitorSlot>> =
+        Arc::new((0..cfg.thread).map(|_| MonitorSlot::new()).collect());
     let mut threads = Vec::new();
     threads.push(spawn("monitor", {
         let slots = slots.clone();
@@ -124,11 +125,8 @@ fn monitor_thread(node: &Node, slots: &[MonitorSlot]) {
         for s in slots {
             s.check(node);
         }
-        for _ in 0..5 {
-            if node.global.is_quit() {
-                return;
-            }
-            thread::sleep(Duration::from_secs(1));
+        if node.global.sleep_unless_quit(Duration::from_secs(5)) {
+            return;
         }
     }
 }
