@@ -225,7 +225,7 @@ impl Context {
             return; // no handler: the message is freed silently
         };
         // A panicking handler must not take the worker thread down with it.
-        let mut call = || {
+        let call = || {
             if let Err(e) = catch_unwind(AssertUnwindSafe(|| cb.call(self, msg))) {
                 self.error(format!("error: service panicked: {}", panic_text(&*e)));
             }
