@@ -2,6 +2,7 @@
 //! `cservice/*.so` have (see `skynet_core::module` for the lookup order).
 
 pub mod logger;
+pub mod snlua;
 
 use skynet_core::module::Modules;
 use std::sync::Arc;
@@ -9,4 +10,5 @@ use std::sync::Arc;
 /// Registers every built-in service module.
 pub fn register(modules: &mut Modules) {
     modules.add_builtin("logger", Arc::new(logger::LoggerModule));
+    modules.add_builtin("snlua", Arc::new(snlua::SnluaModule));
 }

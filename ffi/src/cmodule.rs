@@ -102,7 +102,9 @@ impl ModuleLoader for CLoader {
             let lib = match unsafe { Library::open(Some(&path), RTLD_NOW | RTLD_GLOBAL) } {
                 Ok(l) => l,
                 Err(e) => {
-                    errors.push(e.to_string());
+                    // libloading keeps dlerror()'s text in the error's source.
+                    let why = std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());
+                    errors.push(why);
                     continue;
                 }
             };

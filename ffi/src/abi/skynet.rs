@@ -140,21 +140,46 @@ pub unsafe extern "C" fn skynet_send(
     sz: usize,
 ) -> c_int {
     guard("skynet_send", -1, || {
-        let Some(node) = try_node() else { return -1 };
         // SAFETY: per the contract above.
-        let ctx = unsafe { super::context(context) };
-        // SAFETY: per the contract above.
-        let Ok(data) = (unsafe { take_payload(type_, msg, sz) }) else {
-            let from = ctx.map_or(0, Context::handle);
-            node.log(
-                from,
-                format!("error: The message to {destination:x} is too large"),
-            );
-            return -2;
-        };
-        let session = check_session(ctx, type_, session);
-        node.send(ctx, source, destination, type_, session, data)
+        unsafe { send(context, source, Dest::Handle(destination), type_, session, msg, sz) }
     })
+}
+
+enum Dest<'a> {
+    Handle(u32),
+    Global(&'a str),
+}
+
+/// The common path of skynet_send and skynet_sendname once the destination is known.
+///
+/// # Safety
+/// As `skynet_send`.
+unsafe fn send(
+    context: *mut skynet_context,
+    source: u32,
+    dest: Dest<'_>,
+    type_: c_int,
+    session: c_int,
+    msg: *mut c_void,
+    sz: usize,
+) -> c_int {
+    let Some(node) = try_node() else { return -1 };
+    // SAFETY: per the contract.
+    let ctx = unsafe { super::context(context) };
+    // SAFETY: per the contract.
+    let Ok(data) = (unsafe { take_payload(type_, msg, sz) }) else {
+        let to = match dest {
+            Dest::Handle(h) => format!("{h:x}"),
+            Dest::Global(name) => name.to_owned(),
+        };
+        node.log(ctx.map_or(0, Context::handle), format!("error: The message to {to} is too large"));
+        return -2;
+    };
+    let session = check_session(ctx, type_, session);
+    match dest {
+        Dest::Handle(h) => node.send(ctx, source, h, type_, session, data),
+        Dest::Global(name) => node.send_name(ctx, source, name, type_, session, data),
+    }
 }
 
 /// Upstream asserts that ALLOCSESSION comes with session 0; we log and allocate anyway.
@@ -170,7 +195,7 @@ fn check_session(ctx: Option<&Context>, ty: c_int, session: c_int) -> c_int {
     session
 }
 
-/// Sends to `:hex`, `.name` or a global name.
+/// Sends to `:hex`, `.name` or a global name. A `.name` that does not resolve gives -1.
 ///
 /// # Safety
 /// As `skynet_send`; `destination` a C string.
@@ -187,21 +212,25 @@ pub unsafe extern "C" fn skynet_sendname(
     guard("skynet_sendname", -1, || {
         let Some(node) = try_node() else { return -1 };
         // SAFETY: per the contract above.
-        let ctx = unsafe { super::context(context) };
-        // SAFETY: per the contract above.
-        let Ok(data) = (unsafe { take_payload(type_, msg, sz) }) else {
-            node.log(
-                ctx.map_or(0, Context::handle),
-                "error: The message is too large",
-            );
-            return -2;
+        let name = unsafe { cstr(destination) }.unwrap_or_default();
+        let dest = if let Some(hex) = name.strip_prefix(':') {
+            Dest::Handle(skynet_core::server::parse_hex(hex))
+        } else if let Some(local) = name.strip_prefix('.') {
+            match node.handles.find_name(local) {
+                Some(h) => Dest::Handle(h),
+                None => {
+                    if type_ & PTYPE_TAG_DONTCOPY != 0 {
+                        // SAFETY: a DONTCOPY buffer is ours in every outcome.
+                        drop(unsafe { Payload::from_raw(msg as *mut u8, sz) });
+                    }
+                    return -1;
+                }
+            }
+        } else {
+            Dest::Global(&name)
         };
         // SAFETY: per the contract above.
-        let Some(dest) = (unsafe { cstr(destination) }) else {
-            return -1;
-        };
-        let session = check_session(ctx, type_, session);
-        node.send_name(ctx, source, &dest, type_, session, data)
+        unsafe { send(context, source, dest, type_, session, msg, sz) }
     })
 }
 

@@ -1,0 +1,239 @@
+//! One snlua Lua VM: its allocator (memory accounting, limit, warnings), the coroutine that is
+//! running now, and the trap that lets SIGNAL 0 interrupt a busy VM from another thread.
+//!
+//! The [`Vm`] is the allocator's `ud`, so any code holding a `lua_State` of the VM finds it with
+//! `lua_getallocf` ([`Vm::of`]).
+
+use crate::lua::ffi::{self, lua_Debug, lua_State};
+use parking_lot::Mutex;
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+/// First memory warning at 32 MiB; the threshold doubles after each.
+pub const MEMORY_WARNING_REPORT: usize = 32 * 1024 * 1024;
+
+/// Memory figures of one VM, shared with the `skynet.memory` module.
+#[derive(Default)]
+pub struct MemStat {
+    pub handle: AtomicU32,
+    /// Bytes in use.
+    pub bytes: AtomicUsize,
+    /// Live blocks.
+    pub blocks: AtomicUsize,
+}
+
+/// Every live VM's figures (for `skynet.memory.total/info/dump`).
+pub fn all_stats() -> Vec<Arc<MemStat>> {
+    let mut reg = registry().lock();
+    reg.retain(|w| w.strong_count() > 0);
+    reg.iter().filter_map(Weak::upgrade).collect()
+}
+
+fn registry() -> &'static Mutex<Vec<Weak<MemStat>>> {
+    static REG: OnceLock<Mutex<Vec<Weak<MemStat>>>> = OnceLock::new();
+    REG.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+pub struct Vm {
+    l: *mut lua_State,
+    pub stat: Arc<MemStat>,
+    mem_report: AtomicUsize,
+    mem_limit: AtomicUsize,
+    /// The coroutine running now (where SIGNAL 0 sets its hook).
+    active: AtomicPtr<lua_State>,
+    /// 0: none; 1: a signal is setting the hook; -1: hook set, waiting for it to fire.
+    trap: AtomicI32,
+}
+
+// SAFETY: the state is used by one thread at a time (the service's dispatch); the fields other
+// threads touch (trap, active, counters) are atomics, and `lua_sethook` is the one call Lua
+// documents as safe to make asynchronously.
+unsafe impl Send for Vm {}
+// SAFETY: as above.
+unsafe impl Sync for Vm {}
+
+/// The process-wide string hash seed (Lua 5.5 takes it per state; every VM gets the same).
+#[cfg(feature = "lua55")]
+fn seed() -> std::ffi::c_uint {
+    static SEED: OnceLock<std::ffi::c_uint> = OnceLock::new();
+    *SEED.get_or_init(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        (t.as_nanos() as u32 ^ std::process::id().rotate_left(16)) | 1
+    })
+}
+
+impl Vm {
+    /// A new VM with our allocator. `None` if Lua could not allocate its state.
+    pub fn new() -> Option<Box<Vm>> {
+        let stat = Arc::new(MemStat::default());
+        registry().lock().push(Arc::downgrade(&stat));
+        let mut vm = Box::new(Vm {
+            l: std::ptr::null_mut(),
+            stat,
+            mem_report: AtomicUsize::new(MEMORY_WARNING_REPORT),
+            mem_limit: AtomicUsize::new(0),
+            active: AtomicPtr::new(std::ptr::null_mut()),
+            trap: AtomicI32::new(0),
+        });
+        let ud = &mut *vm as *mut Vm as *mut c_void;
+        // SAFETY: the Vm is boxed, so `ud` stays valid for the state's whole life (closed in Drop).
+        #[cfg(not(feature = "lua55"))]
+        let l = unsafe { ffi::lua_newstate(lalloc, ud) };
+        // SAFETY: as above.
+        #[cfg(feature = "lua55")]
+        let l = unsafe { ffi::lua_newstate(lalloc, ud, seed()) };
+        if l.is_null() {
+            return None;
+        }
+        vm.l = l;
+        vm.active.store(l, Ordering::Relaxed);
+        Some(vm)
+    }
+
+    pub fn state(&self) -> *mut lua_State {
+        self.l
+    }
+
+    /// The VM owning `l`, if `l` belongs to an snlua VM.
+    ///
+    /// # Safety
+    /// `l` is a valid state.
+    pub unsafe fn of<'a>(l: *mut lua_State) -> Option<&'a Vm> {
+        let mut ud = std::ptr::null_mut();
+        // SAFETY: valid state.
+        let f = unsafe { ffi::lua_getallocf(l, &mut ud) };
+        if f as *const () != lalloc as *const () || ud.is_null() {
+            return None;
+        }
+        // SAFETY: our allocator's ud is always the owning Vm.
+        Some(unsafe { &*(ud as *const Vm) })
+    }
+
+    pub fn set_handle(&self, handle: u32) {
+        self.stat.handle.store(handle, Ordering::Relaxed);
+    }
+
+    pub fn memory(&self) -> usize {
+        self.stat.bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn set_limit(&self, limit: usize) {
+        self.mem_limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// SIGNAL 0: make the running coroutine raise `signal 0` at its next instruction.
+    pub fn interrupt(&self) {
+        if self
+            .trap
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        let active = self.active.load(Ordering::Acquire);
+        if !active.is_null() {
+            // SAFETY: lua_sethook may be called from another thread (it is async-signal-safe
+            // by design); `active` is a live coroutine of this VM.
+            unsafe { ffi::lua_sethook(active, Some(signal_hook), ffi::LUA_MASKCOUNT, 1) };
+        }
+        let _ = self
+            .trap
+            .compare_exchange(1, -1, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Records `l` as the running coroutine, arming the hook if a signal is pending.
+    fn switch_to(&self, l: *mut lua_State) {
+        self.active.store(l, Ordering::Release);
+        if self.trap.load(Ordering::Acquire) != 0 {
+            // SAFETY: l is a live coroutine of this VM, on this thread.
+            unsafe { ffi::lua_sethook(l, Some(signal_hook), ffi::LUA_MASKCOUNT, 1) };
+        }
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if !self.l.is_null() {
+            // SAFETY: the state is ours and no longer used by anyone.
+            unsafe { ffi::lua_close(self.l) };
+        }
+    }
+}
+
+/// `lua_resume` that keeps track of the running coroutine for SIGNAL 0.
+///
+/// # Safety
+/// As `lua_resume`.
+pub unsafe fn resume(co: *mut lua_State, from: *mut lua_State, nargs: c_int, nres: *mut c_int) -> c_int {
+    // SAFETY: valid states per the contract.
+    let vm = unsafe { Vm::of(co) };
+    if let Some(vm) = vm {
+        vm.switch_to(co);
+    }
+    // SAFETY: per the contract.
+    let r = unsafe { ffi::lua_resume(co, from, nargs, nres) };
+    if let Some(vm) = vm {
+        // A signal that is between setting the trap and setting the hook: let it finish.
+        while vm.trap.load(Ordering::Acquire) > 0 {
+            std::hint::spin_loop();
+        }
+        vm.switch_to(from);
+    }
+    r
+}
+
+unsafe extern "C-unwind" fn signal_hook(l: *mut lua_State, _ar: *mut lua_Debug) {
+    // SAFETY: l is valid while its hook runs.
+    unsafe { ffi::lua_sethook(l, None, 0, 0) };
+    // SAFETY: as above.
+    if let Some(vm) = unsafe { Vm::of(l) } {
+        if vm.trap.swap(0, Ordering::AcqRel) != 0 {
+            // SAFETY: raising from a hook is allowed; nothing with a destructor is alive here.
+            unsafe { ffi::luaL_error(l, c"signal 0".as_ptr()) };
+        }
+    }
+}
+
+/// The snlua allocator: counts bytes and blocks, enforces the limit, warns at doubling
+/// thresholds, allocates from libc.
+unsafe extern "C" fn lalloc(ud: *mut c_void, ptr: *mut c_void, osize: usize, nsize: usize) -> *mut c_void {
+    // SAFETY: ud is the owning Vm (set at lua_newstate).
+    let vm = unsafe { &*(ud as *const Vm) };
+    let old = if ptr.is_null() { 0 } else { osize };
+    if nsize == 0 {
+        if !ptr.is_null() {
+            vm.stat.bytes.fetch_sub(old, Ordering::Relaxed);
+            vm.stat.blocks.fetch_sub(1, Ordering::Relaxed);
+            // SAFETY: ptr came from this allocator (libc).
+            unsafe { libc::free(ptr) };
+        }
+        return std::ptr::null_mut();
+    }
+    let mem = vm.stat.bytes.load(Ordering::Relaxed);
+    let new_mem = mem.saturating_sub(old) + nsize;
+    let limit = vm.mem_limit.load(Ordering::Relaxed);
+    if limit != 0 && new_mem > limit && nsize > old {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: ptr is NULL or a libc block of this allocator.
+    let p = unsafe { libc::realloc(ptr, nsize) };
+    if p.is_null() {
+        return p;
+    }
+    vm.stat.bytes.store(new_mem, Ordering::Relaxed);
+    if ptr.is_null() {
+        vm.stat.blocks.fetch_add(1, Ordering::Relaxed);
+    }
+    let report = vm.mem_report.load(Ordering::Relaxed);
+    if new_mem > report {
+        vm.mem_report.store(report * 2, Ordering::Relaxed);
+        let handle = vm.stat.handle.load(Ordering::Relaxed);
+        if let Some(n) = skynet_core::try_node() {
+            n.log(handle, format!("Memory warning {:.2} M", new_mem as f64 / (1024.0 * 1024.0)));
+        }
+    }
+    p
+}
