@@ -22,7 +22,7 @@ cmods: $(CMODS)
 
 bmods: $(BMODS)
 
-$(BUILD)/%.so: compat-tests/cmod/%.c $(HEADERS)
+$(BUILD)/%.so: compat-tests/cmod/%.c $(HEADERS) $(wildcard compat-tests/cmod/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SHARED) -o $@ $<
 
