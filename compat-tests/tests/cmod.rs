@@ -520,3 +520,25 @@ fn node_exits_when_last_service_exits() {
     out.assert_clean_exit();
     out.assert_checks(&["logger_named"]);
 }
+
+#[test]
+fn error_log_and_missing_callback() {
+    if !require_modules(&["t_log", "t_nocb"]) {
+        return;
+    }
+    let out = run("", "t_log");
+    out.assert_clean_exit();
+    out.assert_checks(&[
+        "launch_nocb",
+        "send_nocb_1",
+        "send_nocb_2",
+        "nocb_no_replies",
+    ]);
+    // skynet_error: any length, printf semantics, NULL context => source 0
+    out.assert_line(&line(BOOT, &format!("LONG {} END", "x".repeat(1000))));
+    out.assert_line(&line(BOOT, "PCT 100% 42!"));
+    out.assert_line(&line(0, "NULLCTX"));
+    out.assert_in_order(&[line(3, "NOCB init"), line(3, "LAUNCH t_nocb ")]);
+    out.assert_line(&line(BOOT, "KILL :3"));
+    out.assert_no_line_containing("UNEXPECTED");
+}
