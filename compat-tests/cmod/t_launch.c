@@ -1,5 +1,5 @@
 /* t_launch (bootstrap): LAUNCH result format and argument splitting, init failure,
- * missing module, NULL _create, KILL by handle / by name / bad address, EXIT,
+ * missing module, NULL _create, missing _init, KILL by handle / by name / bad address, EXIT,
  * skynet_current_handle inside a callback, sends to a killed handle.
  */
 #include "ctest.h"
@@ -114,6 +114,7 @@ t_launch_init(struct launch *l, struct skynet_context *ctx, const char *parm) {
 	ct_expect_str(ctx, "launch_init_fail", skynet_command(ctx, "LAUNCH", param), NULL);
 	ct_expect_str(ctx, "launch_missing", skynet_command(ctx, "LAUNCH", "t_nonexistent"), NULL);
 	ct_expect_str(ctx, "launch_null_create", skynet_command(ctx, "LAUNCH", "t_nocreate"), NULL);
+	ct_expect_str(ctx, "launch_no_init", skynet_command(ctx, "LAUNCH", "t_noinit"), NULL);
 
 	/* Keep launching until a handle shows a hex letter: LAUNCH must print it uppercase. */
 	int upper = 0;

@@ -109,6 +109,9 @@ t_send_init(struct sender *s, struct skynet_context *ctx, const char *parm) {
 		(size_t)1 << 63), -2);
 	ct_expect_int(ctx, "too_large_sendname", skynet_sendname(ctx, 0, ".peer", PTYPE_TEXT, 0,
 		local, HUGE_SZ), -2);
+	/* a .name is resolved first: unknown => -1, nothing logged */
+	ct_expect_int(ctx, "too_large_unknown_name", skynet_sendname(ctx, 0, ".nobody", PTYPE_TEXT, 0,
+		local, HUGE_SZ), -1);
 	ct_expect_int(ctx, "session_after_too_large", skynet_send(ctx, 0, 0, alloc, 0, NULL, 0), 6);
 
 	/* dest 0 with data: -1 (logged). */

@@ -33,10 +33,11 @@ pub fn module_dir() -> PathBuf {
     repo_root().join("compat-tests").join("build")
 }
 
-/// The `skynet` executable under test.
+/// The `skynet` executable under test: env `SKYNET_BIN` (a relative path is taken relative to
+/// the repository root), default `<repo>/skynet`.
 pub fn skynet_bin() -> PathBuf {
     match std::env::var_os("SKYNET_BIN") {
-        Some(p) => PathBuf::from(p),
+        Some(p) => repo_root().join(p),
         None => repo_root().join("skynet"),
     }
 }

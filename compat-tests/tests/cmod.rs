@@ -22,7 +22,7 @@ fn assert_boot(out: &Output, handle: u32, module: &str) {
 
 #[test]
 fn launch_exit_kill() {
-    if !require_modules(&["t_launch", "t_child", "t_badinit", "t_nocreate"]) {
+    if !require_modules(&["t_launch", "t_child", "t_badinit", "t_nocreate", "t_noinit"]) {
         return;
     }
     let out = run("", "t_launch");
@@ -38,6 +38,7 @@ fn launch_exit_kill() {
         "launch_init_fail",
         "launch_missing",
         "launch_null_create",
+        "launch_no_init",
         "launch_more",
         "launch_uppercase",
         "child_default_instance",
@@ -79,14 +80,18 @@ fn launch_exit_kill() {
         "GOT error session=77 from=:00000008 sz=0 null=1",
     ));
     out.assert_no_line_containing("LAUNCH t_badinit");
-    // missing module / NULL create: no handle consumed, no LAUNCH line, init never called
+    // missing module / NULL create / no _init: no handle consumed, no LAUNCH line, init
+    // (resp. create) never called; only the missing module is reported, on stderr.
     out.assert_no_line_containing("LAUNCH t_nonexistent");
     out.assert_no_line_containing("LAUNCH t_nocreate");
     out.assert_no_line_containing("NOCREATE");
+    out.assert_no_line_containing("LAUNCH t_noinit");
+    out.assert_no_line_containing("NOINIT");
     assert!(
-        out.stderr.contains("t_nonexistent"),
+        out.stderr.contains("try open t_nonexistent failed : "),
         "stderr should report the module that cannot be opened\n{out}"
     );
+    out.assert_no_line_containing("try open");
     // Handles keep increasing; the slot hash of the handle table makes them skip after the
     // failed :8 (table of 8 slots: :10 lands in slot 0; then the table grows to 16: :18...).
     // The first handle with a hex letter is printed uppercase by LAUNCH (checked in C).
@@ -141,6 +146,7 @@ fn send_sessions_and_ownership() {
         "too_large_dontcopy",
         "too_large_alloc",
         "too_large_sendname",
+        "too_large_unknown_name",
         "session_after_too_large",
         "dest0_copy",
         "dest0_dontcopy",
