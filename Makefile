@@ -33,7 +33,7 @@ examples/build/%.so: examples/cservice/%.c $(HEADERS)
 run: all
 	./skynet examples/config
 
-$(BUILD)/%.so: compat-tests/cmod/%.c $(HEADERS)
+$(BUILD)/%.so: compat-tests/cmod/%.c $(HEADERS) $(wildcard compat-tests/cmod/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SHARED) -o $@ $<
 

@@ -1,0 +1,290 @@
+//! Harness for the C-module compatibility tests.
+//!
+//! [`Node::run`] writes a config file into a fresh temporary directory, runs the `skynet`
+//! executable on it (env `SKYNET_BIN`, default `<repo>/skynet`) and returns its [`Output`].
+//! The test C services live in `compat-tests/cmod/*.c` and are built by `make cmods` into
+//! `compat-tests/build/*.so`; they report through `skynet_error`, which the built-in logger
+//! prints to stdout as `[:%08x] <text>`.
+//!
+//! Module reporting convention: `CHECK <what> ok` / `CHECK <what> FAIL <details>` lines and a
+//! final `DONE`.
+//!
+//! Env `COMPAT_CPATH_EXTRA` (optional) is appended to the generated `cpath` (after a `;`), e.g.
+//! to find a `logger.so` when running the tests against a reference binary.
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Root of the repository (parent of this crate).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("compat-tests has a parent directory")
+        .to_path_buf()
+}
+
+/// Directory holding the built test modules.
+pub fn module_dir() -> PathBuf {
+    repo_root().join("compat-tests").join("build")
+}
+
+/// The `skynet` executable under test: env `SKYNET_BIN` (a relative path is taken relative to
+/// the repository root), default `<repo>/skynet`.
+pub fn skynet_bin() -> PathBuf {
+    match std::env::var_os("SKYNET_BIN") {
+        Some(p) => repo_root().join(p),
+        None => repo_root().join("skynet"),
+    }
+}
+
+/// The `cpath` value written into every generated config.
+pub fn cpath() -> String {
+    let mut cpath = format!("{}/?.so", module_dir().display());
+    if let Ok(extra) = std::env::var("COMPAT_CPATH_EXTRA") {
+        if !extra.is_empty() {
+            cpath.push(';');
+            cpath.push_str(&extra);
+        }
+    }
+    cpath
+}
+
+/// True if every listed module is built; otherwise prints a SKIP message and returns false.
+/// Tests call this first and return early (skip) when it is false.
+pub fn require_modules(names: &[&str]) -> bool {
+    let missing: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| !module_dir().join(format!("{n}.so")).is_file())
+        .collect();
+    if missing.is_empty() {
+        true
+    } else {
+        eprintln!(
+            "SKIP: test module(s) {} not built in {} (run `make cmods`)",
+            missing.join(", "),
+            module_dir().display()
+        );
+        false
+    }
+}
+
+/// What a finished (or killed) node produced.
+pub struct Output {
+    /// Exit code; `None` if killed by a signal (including the harness timeout).
+    pub status: Option<i32>,
+    /// True if the harness had to kill the node.
+    pub timed_out: bool,
+    pub stdout_lines: Vec<String>,
+    pub stderr: String,
+    /// The generated config text (for diagnostics).
+    pub config: String,
+}
+
+/// Namespace for running a node.
+pub struct Node;
+
+static RUN_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn read_all<R: Read + Send + 'static>(mut r: R) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        buf
+    })
+}
+
+impl Node {
+    /// Runs `skynet` with a generated config: `thread = 2`, `harbor = 0`, `cpath`, `bootstrap`,
+    /// then `config_extra` (later assignments override earlier ones). Kills it after `timeout`.
+    pub fn run(config_extra: &str, bootstrap: &str, timeout: Duration) -> Output {
+        let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "skynet-compat-{}-{}-{}",
+            std::process::id(),
+            n,
+            bootstrap.split_whitespace().next().unwrap_or("node")
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        let config = format!(
+            "thread = 2\nharbor = 0\ncpath = {:?}\nbootstrap = {:?}\n{}\n",
+            cpath(),
+            bootstrap,
+            config_extra
+        );
+        let config_path = dir.join("config");
+        std::fs::write(&config_path, &config).expect("write config");
+
+        let bin = skynet_bin();
+        let mut child = Command::new(&bin)
+            .arg(&config_path)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {} ({e}); build it with `make` or set SKYNET_BIN",
+                    bin.display()
+                )
+            });
+        let out = read_all(child.stdout.take().expect("stdout"));
+        let err = read_all(child.stderr.take().expect("stderr"));
+
+        let deadline = Instant::now() + timeout;
+        let mut timed_out = false;
+        let status = loop {
+            match child.try_wait().expect("wait for skynet") {
+                Some(st) => break st,
+                None if Instant::now() >= deadline => {
+                    timed_out = true;
+                    let _ = child.kill();
+                    break child.wait().expect("wait for killed skynet");
+                }
+                None => thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
+        let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+        let _ = std::fs::remove_dir_all(&dir);
+        Output {
+            status: status.code(),
+            timed_out,
+            stdout_lines: stdout.lines().map(str::to_owned).collect(),
+            stderr,
+            config,
+        }
+    }
+}
+
+/// `[:%08x] ` prefix used by the logger for `handle`.
+pub fn prefix(handle: u32) -> String {
+    format!("[:{handle:08x}] ")
+}
+
+/// A full log line `[:%08x] text`.
+pub fn line(handle: u32, text: &str) -> String {
+    format!("{}{}", prefix(handle), text)
+}
+
+impl Output {
+    /// Texts (without prefix) of the lines logged with source `handle`, in order.
+    pub fn texts_from(&self, handle: u32) -> Vec<&str> {
+        let p = prefix(handle);
+        self.stdout_lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(p.as_str()))
+            .collect()
+    }
+
+    pub fn has_line(&self, line: &str) -> bool {
+        self.stdout_lines.iter().any(|l| l == line)
+    }
+
+    pub fn count_containing(&self, needle: &str) -> usize {
+        self.stdout_lines
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Panics (with the whole output) unless the node exited by itself with status 0.
+    pub fn assert_clean_exit(&self) {
+        assert!(!self.timed_out, "node did not terminate in time\n{self}");
+        assert_eq!(self.status, Some(0), "node exit status\n{self}");
+    }
+
+    pub fn assert_line(&self, line: &str) {
+        assert!(self.has_line(line), "missing log line {line:?}\n{self}");
+    }
+
+    pub fn assert_lines(&self, lines: &[String]) {
+        for l in lines {
+            self.assert_line(l);
+        }
+    }
+
+    pub fn assert_no_line_containing(&self, needle: &str) {
+        let hits: Vec<&String> = self
+            .stdout_lines
+            .iter()
+            .filter(|l| l.contains(needle))
+            .collect();
+        assert!(
+            hits.is_empty(),
+            "unexpected log line(s) containing {needle:?}: {hits:?}\n{self}"
+        );
+    }
+
+    pub fn assert_count(&self, needle: &str, n: usize) {
+        assert_eq!(
+            self.count_containing(needle),
+            n,
+            "number of log lines containing {needle:?}\n{self}"
+        );
+    }
+
+    /// `lines` must appear in this relative order (other lines may be interleaved).
+    pub fn assert_in_order(&self, lines: &[String]) {
+        let mut it = self.stdout_lines.iter();
+        for want in lines {
+            assert!(
+                it.any(|l| l == want),
+                "log line {want:?} missing or out of order (expected order: {lines:#?})\n{self}"
+            );
+        }
+    }
+
+    /// Every `CHECK <name> ok` is present, no CHECK line reports FAIL, and `DONE` was logged.
+    pub fn assert_checks(&self, names: &[&str]) {
+        let fails: Vec<&String> = self
+            .stdout_lines
+            .iter()
+            .filter(|l| l.contains("] CHECK ") && !l.ends_with(" ok"))
+            .collect();
+        assert!(fails.is_empty(), "failed checks: {fails:#?}\n{self}");
+        let missing: Vec<&&str> = names
+            .iter()
+            .filter(|n| {
+                let want = format!("] CHECK {n} ok");
+                !self.stdout_lines.iter().any(|l| l.ends_with(&want))
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "checks not reported: {missing:?}\n{self}"
+        );
+        assert!(
+            self.stdout_lines.iter().any(|l| l.ends_with("] DONE")),
+            "module did not report DONE\n{self}"
+        );
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "--- status {:?}{} ---",
+            self.status,
+            if self.timed_out {
+                " (killed: timeout)"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(f, "--- config ---\n{}", self.config.trim_end())?;
+        writeln!(f, "--- stdout ---")?;
+        for l in &self.stdout_lines {
+            writeln!(f, "{l}")?;
+        }
+        write!(f, "--- stderr ---\n{}", self.stderr.trim_end())
+    }
+}
