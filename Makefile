@@ -17,7 +17,7 @@ all: skynet cmods emods
 
 skynet:
 	$(CARGO) build --release -p skynet-ffi --bin skynet
-	cp target/release/skynet ./skynet
+	cp $${CARGO_TARGET_DIR:-target}/release/skynet ./skynet
 
 cmods: $(CMODS)
 

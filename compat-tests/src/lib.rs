@@ -211,6 +211,13 @@ impl Output {
         }
     }
 
+    pub fn assert_line_containing(&self, needle: &str) {
+        assert!(
+            self.count_containing(needle) > 0,
+            "no log line contains {needle:?}\n{self}"
+        );
+    }
+
     pub fn assert_no_line_containing(&self, needle: &str) {
         let hits: Vec<&String> = self
             .stdout_lines

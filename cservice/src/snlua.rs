@@ -47,7 +47,11 @@ impl Instance for Snlua {
     }
 
     fn signal(&self, sig: i32) {
-        let handle = self.vm.stat.handle.load(std::sync::atomic::Ordering::Relaxed);
+        let handle = self
+            .vm
+            .stat
+            .handle
+            .load(std::sync::atomic::Ordering::Relaxed);
         node().log(handle, format!("recv a signal {sig}"));
         match sig {
             0 => self.vm.interrupt(),
@@ -67,7 +71,14 @@ impl skynet_core::server::Callback for LaunchCallback {
         let vm = unsafe { &*self.vm };
         if let Err(e) = start_lua(vm, ctx, msg.data.as_slice()) {
             ctx.error(e);
-            node().send_name(Some(ctx), 0, ".launcher", ptype::TEXT, 0, Payload::copy_from(b"ERROR"));
+            node().send_name(
+                Some(ctx),
+                0,
+                ".launcher",
+                ptype::TEXT,
+                0,
+                Payload::copy_from(b"ERROR"),
+            );
             node().exit_service(ctx, 0);
         }
     }
@@ -85,9 +96,15 @@ fn start_lua(vm: &Vm, ctx: &Context, args: &[u8]) -> Result<(), String> {
     let l = vm.state();
     let loader = setting("lualoader", Some("./lualib/loader.lua")).unwrap_or_default();
     let globals = [
-        (c"LUA_PATH", setting("lua_path", Some("./lualib/?.lua;./lualib/?/init.lua"))),
+        (
+            c"LUA_PATH",
+            setting("lua_path", Some("./lualib/?.lua;./lualib/?/init.lua")),
+        ),
         (c"LUA_CPATH", setting("lua_cpath", Some("./luaclib/?.so"))),
-        (c"LUA_SERVICE", setting("luaservice", Some("./service/?.lua"))),
+        (
+            c"LUA_SERVICE",
+            setting("luaservice", Some("./service/?.lua")),
+        ),
         (c"LUA_PRELOAD", setting("preload", None)),
     ];
     // SAFETY: the VM is this service's and runs on this thread only. The calls before the
@@ -98,7 +115,12 @@ fn start_lua(vm: &Vm, ctx: &Context, args: &[u8]) -> Result<(), String> {
         ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, c"LUA_NOENV".as_ptr());
         ffi::luaL_openlibs(l);
         preload(l);
-        ffi::luaL_requiref(l, c"skynet.profile".as_ptr(), profile::luaopen_skynet_profile, 0);
+        ffi::luaL_requiref(
+            l,
+            c"skynet.profile".as_ptr(),
+            profile::luaopen_skynet_profile,
+            0,
+        );
         let profile_lib = ffi::lua_gettop(l);
         ffi::lua_getglobal(l, c"coroutine".as_ptr());
         ffi::lua_getfield(l, profile_lib, c"resume".as_ptr());
@@ -108,7 +130,12 @@ fn start_lua(vm: &Vm, ctx: &Context, args: &[u8]) -> Result<(), String> {
         ffi::lua_settop(l, profile_lib - 1);
         ffi::lua_pushlightuserdata(l, ctx as *const Context as *mut c_void);
         ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
-        ffi::luaL_requiref(l, c"skynet.codecache".as_ptr(), codecache::luaopen_skynet_codecache, 0);
+        ffi::luaL_requiref(
+            l,
+            c"skynet.codecache".as_ptr(),
+            codecache::luaopen_skynet_codecache,
+            0,
+        );
         ffi::lua_pop(l, 1);
         ffi::lua_gc(l, ffi::LUA_GCGEN, 0, 0);
         for (name, value) in &globals {
@@ -137,7 +164,10 @@ fn start_lua(vm: &Vm, ctx: &Context, args: &[u8]) -> Result<(), String> {
         if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"memlimit".as_ptr()) == ffi::LUA_TNUMBER {
             let limit = ffi::lua_tointegerx(l, -1, std::ptr::null_mut()).max(0) as usize;
             vm.set_limit(limit);
-            ctx.error(format!("Set memory limit to {:.2} M", limit as f64 / (1024.0 * 1024.0)));
+            ctx.error(format!(
+                "Set memory limit to {:.2} M",
+                limit as f64 / (1024.0 * 1024.0)
+            ));
             ffi::lua_pushnil(l);
             ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, c"memlimit".as_ptr());
         }

@@ -103,7 +103,8 @@ impl ModuleLoader for CLoader {
                 Ok(l) => l,
                 Err(e) => {
                     // libloading keeps dlerror()'s text in the error's source.
-                    let why = std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());
+                    let why = std::error::Error::source(&e)
+                        .map_or_else(|| e.to_string(), |s| s.to_string());
                     errors.push(why);
                     continue;
                 }

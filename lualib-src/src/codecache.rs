@@ -17,8 +17,12 @@ unsafe extern "C-unwind" fn mode(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe {
         if ffi::lua_type(l, 1) > ffi::LUA_TNIL {
-            const MODES: [*const std::ffi::c_char; 4] =
-                [c"OFF".as_ptr(), c"EXIST".as_ptr(), c"ON".as_ptr(), std::ptr::null()];
+            const MODES: [*const std::ffi::c_char; 4] = [
+                c"OFF".as_ptr(),
+                c"EXIST".as_ptr(),
+                c"ON".as_ptr(),
+                std::ptr::null(),
+            ];
             let m = ffi::luaL_checkoption(l, 1, std::ptr::null(), MODES.as_ptr());
             ffi::lua_pushstring(l, MODES[m as usize]);
             ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, MODE_KEY.as_ptr());

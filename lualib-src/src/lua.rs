@@ -5,8 +5,8 @@
 //! value with a destructor is alive in the frames between the Lua call and the raise, and raise
 //! our own errors through [`raise`], which frees the message before jumping.
 
-pub use mlua::ffi;
 use ffi::lua_State;
+pub use mlua::ffi;
 use std::ffi::{c_char, c_int, CStr};
 
 /// A C function callable from Lua.

@@ -15,14 +15,20 @@ fn log(text: String) {
 }
 
 unsafe extern "C-unwind" fn total(l: *mut lua_State) -> c_int {
-    let t: usize = all_stats().iter().map(|s| s.bytes.load(Ordering::Relaxed)).sum();
+    let t: usize = all_stats()
+        .iter()
+        .map(|s| s.bytes.load(Ordering::Relaxed))
+        .sum();
     // SAFETY: valid state.
     unsafe { ffi::lua_pushinteger(l, t as ffi::lua_Integer) };
     1
 }
 
 unsafe extern "C-unwind" fn block(l: *mut lua_State) -> c_int {
-    let t: usize = all_stats().iter().map(|s| s.blocks.load(Ordering::Relaxed)).sum();
+    let t: usize = all_stats()
+        .iter()
+        .map(|s| s.blocks.load(Ordering::Relaxed))
+        .sum();
     // SAFETY: valid state.
     unsafe { ffi::lua_pushinteger(l, t as ffi::lua_Integer) };
     1
@@ -43,7 +49,11 @@ unsafe extern "C-unwind" fn info(l: *mut lua_State) -> c_int {
         ffi::lua_createtable(l, 0, stats.len() as c_int);
         for s in &stats {
             ffi::lua_pushinteger(l, s.bytes.load(Ordering::Relaxed) as ffi::lua_Integer);
-            ffi::lua_rawseti(l, -2, ffi::lua_Integer::from(s.handle.load(Ordering::Relaxed)));
+            ffi::lua_rawseti(
+                l,
+                -2,
+                ffi::lua_Integer::from(s.handle.load(Ordering::Relaxed)),
+            );
         }
     }
     1
@@ -57,7 +67,12 @@ unsafe extern "C-unwind" fn dump(_l: *mut lua_State) -> c_int {
     for s in &stats {
         let b = s.bytes.load(Ordering::Relaxed);
         total += b;
-        log(format!(":{:08x} -> {}kb {}b", s.handle.load(Ordering::Relaxed), b >> 10, b % 1024));
+        log(format!(
+            ":{:08x} -> {}kb {}b",
+            s.handle.load(Ordering::Relaxed),
+            b >> 10,
+            b % 1024
+        ));
     }
     log(format!("+total: {}kb", total >> 10));
     0
@@ -91,7 +106,10 @@ unsafe extern "C-unwind" fn mallctl(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe {
         let name = crate::lua::to_bytes(l, 1).map(|b| String::from_utf8_lossy(b).into_owned());
-        log(format!("No jemalloc : mallctl_int64 {}.", name.unwrap_or_default()));
+        log(format!(
+            "No jemalloc : mallctl_int64 {}.",
+            name.unwrap_or_default()
+        ));
         ffi::lua_pushinteger(l, 0);
     }
     1

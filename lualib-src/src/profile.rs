@@ -33,7 +33,8 @@ unsafe fn started(l: *mut lua_State, co_idx: c_int) -> Option<f64> {
     unsafe {
         ffi::lua_pushvalue(l, co_idx);
         ffi::lua_rawget(l, ffi::lua_upvalueindex(1));
-        let r = (ffi::lua_type(l, -1) != ffi::LUA_TNIL).then(|| ffi::lua_tonumberx(l, -1, std::ptr::null_mut()));
+        let r = (ffi::lua_type(l, -1) != ffi::LUA_TNIL)
+            .then(|| ffi::lua_tonumberx(l, -1, std::ptr::null_mut()));
         ffi::lua_pop(l, 1);
         r
     }

@@ -182,7 +182,10 @@ unsafe fn send_message(l: *mut lua_State, source: u32, idx_type: c_int) -> c_int
                 Some(b) => Dest::Name(b),
                 None => raise(
                     l,
-                    format!("dest address type ({}) must be a string or number.", type_name(l, 1)),
+                    format!(
+                        "dest address type ({}) must be a string or number.",
+                        type_name(l, 1)
+                    ),
                 ),
             }
         };
@@ -220,9 +223,14 @@ unsafe fn send_message(l: *mut lua_State, source: u32, idx_type: c_int) -> c_int
     } else {
         match dest {
             Dest::Handle(h) => node().send(Some(ctx), source, h, ty, session, data),
-            Dest::Name(n) => {
-                node().send_name(Some(ctx), source, &String::from_utf8_lossy(n), ty, session, data)
-            }
+            Dest::Name(n) => node().send_name(
+                Some(ctx),
+                source,
+                &String::from_utf8_lossy(n),
+                ty,
+                session,
+                data,
+            ),
         }
     };
     // SAFETY: valid state; nothing of ours is alive.
@@ -336,8 +344,12 @@ impl Callback for LuaCallback {
         if r != ffi::LUA_OK {
             let me = ctx.handle();
             let text = match r {
-                ffi::LUA_ERRMEM => format!("lua memory error : [{source:x} to :{me:x} : {session}]"),
-                ffi::LUA_ERRERR => format!("lua error in error : [{source:x} to :{me:x} : {session}]"),
+                ffi::LUA_ERRMEM => {
+                    format!("lua memory error : [{source:x} to :{me:x} : {session}]")
+                }
+                ffi::LUA_ERRERR => {
+                    format!("lua error in error : [{source:x} to :{me:x} : {session}]")
+                }
                 _ => {
                     // SAFETY: the error object is on the top of the stack.
                     let err = unsafe { to_bytes(l, -1) }.unwrap_or_default();
@@ -434,7 +446,11 @@ unsafe extern "C-unwind" fn ltrace(l: *mut lua_State) -> c_int {
         let ctx = ctx(l);
         let (tag, user) = (check_bytes(l, 1), check_bytes(l, 2));
         let tag = String::from_utf8_lossy(tag).into_owned();
-        let mut line = format!("<TRACE {tag}> {} {}", crate::lua::monotonic_ns(), String::from_utf8_lossy(user));
+        let mut line = format!(
+            "<TRACE {tag}> {} {}",
+            crate::lua::monotonic_ns(),
+            String::from_utf8_lossy(user)
+        );
         if ffi::lua_type(l, 3) > ffi::LUA_TNIL {
             let (co, level_idx) = if ffi::lua_type(l, 3) == ffi::LUA_TTHREAD {
                 (ffi::lua_tothread(l, 3), 4)
@@ -539,7 +555,9 @@ mod tests {
         assert_eq!(int("-7"), Some(-7));
         assert_eq!(int(""), Some(0));
         assert_eq!(int("0x10"), Some(16));
-        assert!(matches!(parse_number("0.000223"), Some(Number::Float(f)) if (f - 0.000223).abs() < 1e-12));
+        assert!(
+            matches!(parse_number("0.000223"), Some(Number::Float(f)) if (f - 0.000223).abs() < 1e-12)
+        );
         assert!(parse_number(":3").is_none());
         assert!(parse_number("abc").is_none());
     }

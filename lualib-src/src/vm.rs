@@ -167,7 +167,12 @@ impl Drop for Vm {
 ///
 /// # Safety
 /// As `lua_resume`.
-pub unsafe fn resume(co: *mut lua_State, from: *mut lua_State, nargs: c_int, nres: *mut c_int) -> c_int {
+pub unsafe fn resume(
+    co: *mut lua_State,
+    from: *mut lua_State,
+    nargs: c_int,
+    nres: *mut c_int,
+) -> c_int {
     // SAFETY: valid states per the contract.
     let vm = unsafe { Vm::of(co) };
     if let Some(vm) = vm {
@@ -199,7 +204,12 @@ unsafe extern "C-unwind" fn signal_hook(l: *mut lua_State, _ar: *mut lua_Debug) 
 
 /// The snlua allocator: counts bytes and blocks, enforces the limit, warns at doubling
 /// thresholds, allocates from libc.
-unsafe extern "C" fn lalloc(ud: *mut c_void, ptr: *mut c_void, osize: usize, nsize: usize) -> *mut c_void {
+unsafe extern "C" fn lalloc(
+    ud: *mut c_void,
+    ptr: *mut c_void,
+    osize: usize,
+    nsize: usize,
+) -> *mut c_void {
     // SAFETY: ud is the owning Vm (set at lua_newstate).
     let vm = unsafe { &*(ud as *const Vm) };
     let old = if ptr.is_null() { 0 } else { osize };
@@ -232,7 +242,10 @@ unsafe extern "C" fn lalloc(ud: *mut c_void, ptr: *mut c_void, osize: usize, nsi
         vm.mem_report.store(report * 2, Ordering::Relaxed);
         let handle = vm.stat.handle.load(Ordering::Relaxed);
         if let Some(n) = skynet_core::try_node() {
-            n.log(handle, format!("Memory warning {:.2} M", new_mem as f64 / (1024.0 * 1024.0)));
+            n.log(
+                handle,
+                format!("Memory warning {:.2} M", new_mem as f64 / (1024.0 * 1024.0)),
+            );
         }
     }
     p

@@ -141,7 +141,17 @@ pub unsafe extern "C" fn skynet_send(
 ) -> c_int {
     guard("skynet_send", -1, || {
         // SAFETY: per the contract above.
-        unsafe { send(context, source, Dest::Handle(destination), type_, session, msg, sz) }
+        unsafe {
+            send(
+                context,
+                source,
+                Dest::Handle(destination),
+                type_,
+                session,
+                msg,
+                sz,
+            )
+        }
     })
 }
 
@@ -172,7 +182,10 @@ unsafe fn send(
             Dest::Handle(h) => format!("{h:x}"),
             Dest::Global(name) => name.to_owned(),
         };
-        node.log(ctx.map_or(0, Context::handle), format!("error: The message to {to} is too large"));
+        node.log(
+            ctx.map_or(0, Context::handle),
+            format!("error: The message to {to} is too large"),
+        );
         return -2;
     };
     let session = check_session(ctx, type_, session);
