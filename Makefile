@@ -7,12 +7,13 @@ SHARED := -shared
 BUILD := compat-tests/build
 
 CMODS := $(patsubst compat-tests/cmod/%.c,$(BUILD)/%.so,$(wildcard compat-tests/cmod/*.c))
+EMODS := $(patsubst examples/cservice/%.c,examples/build/%.so,$(wildcard examples/cservice/*.c))
 BMODS := $(patsubst compat-tests/bench/%.c,$(BUILD)/bench/%.so,$(wildcard compat-tests/bench/*.c))
 HEADERS := $(wildcard include/*.h)
 
-.PHONY: all skynet test bench cmods bmods clean fmt lint
+.PHONY: all skynet test bench cmods bmods emods run clean fmt lint
 
-all: skynet cmods
+all: skynet cmods emods
 
 skynet:
 	$(CARGO) build --release -p skynet-ffi --bin skynet
@@ -21,6 +22,16 @@ skynet:
 cmods: $(CMODS)
 
 bmods: $(BMODS)
+
+emods: $(EMODS)
+
+examples/build/%.so: examples/cservice/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SHARED) -o $@ $<
+
+# Builds and runs the example node.
+run: all
+	./skynet examples/config
 
 $(BUILD)/%.so: compat-tests/cmod/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -45,4 +56,4 @@ lint:
 
 clean:
 	$(CARGO) clean
-	rm -rf $(BUILD) ./skynet
+	rm -rf $(BUILD) examples/build ./skynet

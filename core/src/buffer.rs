@@ -1,0 +1,149 @@
+//! Message payloads: blocks of the process `malloc`.
+//!
+//! C modules free what they receive with libc `free` and hand the core blocks they got from libc
+//! `malloc` (SURFACE 0.3), so every payload that can cross the C boundary lives in libc's heap,
+//! never in Rust's global allocator. This is the one place in `core/` that touches raw memory.
+
+use std::ptr;
+
+/// An owned message payload: a libc-malloc'd block (or NULL) and its size.
+///
+/// Invariant: `ptr` is NULL or a block obtained from libc `malloc`/`realloc` that nobody else
+/// frees; `len` bytes of it are readable unless `ptr` is NULL. Dropping a `Payload` frees it.
+/// `len` may be non-zero with a NULL pointer: upstream passes such (NULL, sz) pairs through
+/// untouched, and so do we.
+#[derive(Debug)]
+pub struct Payload {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the block is exclusively owned (see the invariant) and libc's heap is thread-safe.
+unsafe impl Send for Payload {}
+
+impl Payload {
+    /// No data.
+    pub const fn empty() -> Payload {
+        Payload {
+            ptr: ptr::null_mut(),
+            len: 0,
+        }
+    }
+
+    /// Copies `bytes` into a new block with one extra NUL byte after them, as upstream's copy
+    /// mode does: C services rely on `msg[sz] == 0` to treat text payloads as C strings.
+    pub fn copy_from(bytes: &[u8]) -> Payload {
+        // SAFETY: malloc of len+1 bytes (never 0); checked for NULL before use.
+        let p = unsafe { libc::malloc(bytes.len() + 1) } as *mut u8;
+        if p.is_null() {
+            alloc_failed(bytes.len() + 1);
+        }
+        // SAFETY: p has len+1 writable bytes, `bytes` is a valid slice not overlapping p.
+        unsafe {
+            ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len());
+            *p.add(bytes.len()) = 0;
+        }
+        Payload {
+            ptr: p,
+            len: bytes.len(),
+        }
+    }
+
+    /// A text payload (copy mode, NUL terminated).
+    pub fn text(s: &str) -> Payload {
+        Payload::copy_from(s.as_bytes())
+    }
+
+    /// Takes ownership of a raw block.
+    ///
+    /// # Safety
+    /// `ptr` must be NULL or a libc-malloc'd block of at least `len` readable bytes that the
+    /// caller gives up (nobody else frees or uses it afterwards).
+    pub unsafe fn from_raw(ptr: *mut u8, len: usize) -> Payload {
+        Payload { ptr, len }
+    }
+
+    /// Gives up ownership: the caller must free the pointer with libc `free` (or pass it on).
+    pub fn into_raw(self) -> (*mut u8, usize) {
+        let parts = (self.ptr, self.len);
+        std::mem::forget(self);
+        parts
+    }
+
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_null(&self) -> bool {
+        self.ptr.is_null()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes, or an empty slice for a NULL block.
+    pub fn as_slice(&self) -> &[u8] {
+        if self.ptr.is_null() {
+            &[]
+        } else {
+            // SAFETY: by the invariant `len` bytes at `ptr` are readable while we own them.
+            unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        }
+    }
+
+    /// For the per-service log: the bytes a PTYPE_SOCKET message's heap pointer (at offset 16 of
+    /// `struct skynet_socket_message`) refers to, `n` of them.
+    pub fn socket_heap_bytes(&self, n: usize) -> Option<&[u8]> {
+        let raw = self.as_slice().get(16..24)?;
+        let addr = usize::from_ne_bytes(raw.try_into().ok()?);
+        if addr == 0 {
+            return None;
+        }
+        // SAFETY: the socket layer guarantees a socket message's buffer holds `ud` readable
+        // bytes while the message is alive; the caller passes that `ud` as `n`.
+        Some(unsafe { std::slice::from_raw_parts(addr as *const u8, n) })
+    }
+}
+
+impl Drop for Payload {
+    fn drop(&mut self) {
+        if !self.ptr.is_null() {
+            // SAFETY: by the invariant we own a libc block.
+            unsafe { libc::free(self.ptr as *mut libc::c_void) }
+        }
+    }
+}
+
+fn alloc_failed(n: usize) -> ! {
+    eprintln!("skynet: out of memory allocating {n} bytes");
+    std::process::abort()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_adds_nul_and_keeps_len() {
+        let p = Payload::copy_from(b"abc");
+        assert_eq!(p.len(), 3);
+        assert_eq!(p.as_slice(), b"abc");
+        let (raw, len) = p.into_raw();
+        // SAFETY: raw has len+1 bytes.
+        assert_eq!(unsafe { *raw.add(len) }, 0);
+        drop(unsafe { Payload::from_raw(raw, len) });
+    }
+
+    #[test]
+    fn null_with_size_is_passed_through() {
+        let p = unsafe { Payload::from_raw(ptr::null_mut(), 7) };
+        assert!(p.is_null());
+        assert_eq!(p.len(), 7);
+        assert!(p.as_slice().is_empty());
+    }
+}

@@ -1,0 +1,335 @@
+//! Per-service message queues and the global run queue (upstream `skynet_mq`).
+//!
+//! Invariants:
+//! - A service queue is on the global queue at most once: `in_global` is set when it is
+//!   scheduled and cleared only by a pop that finds it empty (the queue then leaves scheduling),
+//!   so a worker that holds a queue is the only one dispatching it.
+//! - Messages are FIFO per queue.
+//! - Idle workers sleep on a condition variable; whoever schedules work wakes one when work is
+//!   waiting that the scheduling thread will not take itself (see [`GlobalQueue::push`]).
+
+use crate::buffer::Payload;
+use parking_lot::{Condvar, Mutex};
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Pending length above which the first overload warning fires; it doubles after each warning.
+pub const OVERLOAD_THRESHOLD: usize = 1024;
+const INITIAL_CAPACITY: usize = 64;
+
+/// One message in a service queue. The type is the low 8 bits of what the sender gave.
+#[derive(Debug)]
+pub struct Message {
+    pub source: u32,
+    pub session: i32,
+    pub ty: u8,
+    pub data: Payload,
+}
+
+impl Message {
+    pub fn new(source: u32, session: i32, ty: u8, data: Payload) -> Message {
+        Message {
+            source,
+            session,
+            ty,
+            data,
+        }
+    }
+}
+
+struct QueueState {
+    messages: VecDeque<Message>,
+    in_global: bool,
+    /// Set when the owning context is gone: the next worker that pops this queue drains it.
+    released: bool,
+    /// Recorded length for the next overload warning (0 = none).
+    overload: usize,
+    threshold: usize,
+}
+
+/// A service's message queue.
+pub struct MessageQueue {
+    handle: u32,
+    state: Mutex<QueueState>,
+}
+
+impl MessageQueue {
+    /// A new queue, flagged as already scheduled: it joins the global queue only when its
+    /// service finished init (see [`GlobalQueue::push`]).
+    pub fn new(handle: u32) -> Arc<MessageQueue> {
+        Arc::new(MessageQueue {
+            handle,
+            state: Mutex::new(QueueState {
+                messages: VecDeque::with_capacity(INITIAL_CAPACITY),
+                in_global: true,
+                released: false,
+                overload: 0,
+                threshold: OVERLOAD_THRESHOLD,
+            }),
+        })
+    }
+
+    pub fn handle(&self) -> u32 {
+        self.handle
+    }
+
+    pub fn len(&self) -> usize {
+        self.state.lock().messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends a message, scheduling the queue if it is idle.
+    pub fn push(self: &Arc<Self>, msg: Message, global: &GlobalQueue) {
+        let schedule = {
+            let mut s = self.state.lock();
+            s.messages.push_back(msg);
+            !std::mem::replace(&mut s.in_global, true)
+        };
+        if schedule {
+            global.push(self.clone());
+        }
+    }
+
+    /// Pops the head message. An empty pop takes the queue out of scheduling and resets the
+    /// overload threshold.
+    pub fn pop(&self) -> Option<Message> {
+        let mut s = self.state.lock();
+        match s.messages.pop_front() {
+            Some(m) => {
+                let len = s.messages.len();
+                while len > s.threshold {
+                    s.overload = len;
+                    s.threshold *= 2;
+                }
+                Some(m)
+            }
+            None => {
+                s.threshold = OVERLOAD_THRESHOLD;
+                s.in_global = false;
+                None
+            }
+        }
+    }
+
+    /// Reads and clears the recorded overload length.
+    pub fn take_overload(&self) -> Option<usize> {
+        let mut s = self.state.lock();
+        match std::mem::take(&mut s.overload) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
+    /// Marks the queue released (its context is gone) and schedules it so a worker drains it.
+    pub fn mark_release(self: &Arc<Self>, global: &GlobalQueue) {
+        let schedule = {
+            let mut s = self.state.lock();
+            debug_assert!(!s.released);
+            s.released = true;
+            !s.in_global
+        };
+        if schedule {
+            global.push(self.clone());
+        }
+    }
+
+    /// For a queue whose handle no longer resolves: if released, drains every message through
+    /// `drop` and returns true; otherwise (the context is still referenced somewhere) puts the
+    /// queue back on the global queue to look again later and returns false.
+    pub fn release(self: &Arc<Self>, global: &GlobalQueue, mut drop: impl FnMut(Message)) -> bool {
+        let released = self.state.lock().released;
+        if released {
+            while let Some(m) = self.pop() {
+                drop(m);
+            }
+            true
+        } else {
+            global.push(self.clone());
+            false
+        }
+    }
+}
+
+thread_local! {
+    static IS_WORKER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the calling thread as a worker (it looks at the global queue after each turn).
+pub fn set_worker_thread() {
+    IS_WORKER.with(|w| w.set(true));
+}
+
+/// The global run queue plus the idle-worker parking lot.
+pub struct GlobalQueue {
+    queue: Mutex<VecDeque<Arc<MessageQueue>>>,
+    park: Mutex<()>,
+    wake: Condvar,
+    /// Only for threads that sleep until quit (monitor): they must not eat worker wake-ups.
+    quit_wait: Condvar,
+    sleeping: AtomicUsize,
+    quit: AtomicBool,
+}
+
+impl Default for GlobalQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GlobalQueue {
+    pub fn new() -> GlobalQueue {
+        GlobalQueue {
+            queue: Mutex::new(VecDeque::new()),
+            park: Mutex::new(()),
+            wake: Condvar::new(),
+            quit_wait: Condvar::new(),
+            sleeping: AtomicUsize::new(0),
+            quit: AtomicBool::new(false),
+        }
+    }
+
+    /// Schedules a service queue. Wakes a sleeping worker unless the caller is a worker and this
+    /// is the only queue waiting: that worker takes it itself after its current turn, which
+    /// keeps ping-pong traffic on one thread without a futex call per message.
+    pub fn push(&self, q: Arc<MessageQueue>) {
+        let len = {
+            let mut g = self.queue.lock();
+            g.push_back(q);
+            g.len()
+        };
+        // Pairs with the fence in `park`: either the sleeper sees our queue or we see it asleep.
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::Relaxed) > 0 && (len > 1 || !IS_WORKER.with(|w| w.get())) {
+            let _g = self.park.lock();
+            self.wake.notify_one();
+        }
+    }
+
+    /// Puts back the queue a worker just finished a turn on, because other queues wait. Wakes a
+    /// sleeper only if that queue still has messages: an emptied queue needs nobody.
+    pub fn requeue(&self, q: Arc<MessageQueue>, has_work: bool) {
+        self.queue.lock().push_back(q);
+        if has_work {
+            fence(Ordering::SeqCst);
+            self.wake_one();
+        }
+    }
+
+    pub fn pop(&self) -> Option<Arc<MessageQueue>> {
+        self.queue.lock().pop_front()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.lock().is_empty()
+    }
+
+    /// Blocks the calling worker until work may be there or the node quits.
+    pub fn park(&self) {
+        let mut g = self.park.lock();
+        self.sleeping.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if self.is_empty() && !self.quit.load(Ordering::Acquire) {
+            self.wake.wait(&mut g);
+        }
+        self.sleeping.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Wakes one sleeping worker, if any (timer and socket threads use this).
+    pub fn wake_one(&self) {
+        if self.sleeping.load(Ordering::Relaxed) > 0 {
+            let _g = self.park.lock();
+            self.wake.notify_one();
+        }
+    }
+
+    pub fn sleeping(&self) -> usize {
+        self.sleeping.load(Ordering::Relaxed)
+    }
+
+    /// Tells every worker to finish.
+    pub fn quit(&self) {
+        self.quit.store(true, Ordering::Release);
+        let _g = self.park.lock();
+        self.wake.notify_all();
+        self.quit_wait.notify_all();
+    }
+
+    /// Sleeps up to `d`, returning early (true) when the node quits.
+    pub fn sleep_unless_quit(&self, d: std::time::Duration) -> bool {
+        let mut g = self.park.lock();
+        if !self.is_quit() {
+            self.quit_wait.wait_for(&mut g, d);
+        }
+        self.is_quit()
+    }
+
+    pub fn is_quit(&self) -> bool {
+        self.quit.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(i: i32) -> Message {
+        Message::new(1, i, 0, Payload::empty())
+    }
+
+    #[test]
+    fn new_queue_is_not_scheduled_until_popped_empty() {
+        let g = GlobalQueue::new();
+        let q = MessageQueue::new(5);
+        q.push(msg(1), &g);
+        assert!(g.is_empty(), "a queue in init must not be scheduled");
+        assert_eq!(q.pop().unwrap().session, 1);
+        assert!(q.pop().is_none());
+        q.push(msg(2), &g);
+        q.push(msg(3), &g);
+        assert_eq!(g.pop().unwrap().handle(), 5);
+        assert!(g.pop().is_none(), "scheduled once only");
+    }
+
+    #[test]
+    fn overload_warns_at_doubling_thresholds() {
+        let g = GlobalQueue::new();
+        let q = MessageQueue::new(1);
+        for i in 0..5000 {
+            q.push(msg(i), &g);
+        }
+        let mut warnings = Vec::new();
+        while q.pop().is_some() {
+            if let Some(n) = q.take_overload() {
+                warnings.push(n);
+            }
+        }
+        assert_eq!(warnings, vec![4999]);
+        // After an empty pop the threshold is back to 1024.
+        for i in 0..1100 {
+            q.push(msg(i), &g);
+        }
+        q.pop();
+        assert_eq!(q.take_overload(), Some(1099));
+        assert_eq!(q.take_overload(), None);
+    }
+
+    #[test]
+    fn release_drains_only_when_marked() {
+        let g = GlobalQueue::new();
+        let q = MessageQueue::new(9);
+        q.push(msg(1), &g);
+        q.push(msg(2), &g);
+        let mut seen = Vec::new();
+        assert!(!q.release(&g, |m| seen.push(m.session)));
+        assert!(seen.is_empty());
+        assert!(g.pop().is_some());
+        q.mark_release(&g);
+        assert!(q.release(&g, |m| seen.push(m.session)));
+        assert_eq!(seen, vec![1, 2]);
+    }
+}

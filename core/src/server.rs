@@ -1,0 +1,648 @@
+//! Service contexts, message sending and dispatch (upstream `skynet_server`).
+//!
+//! The node is one process-wide value ([`node`]), as upstream's globals are: the C ABI reaches it
+//! without a context (`skynet_now`, `skynet_getenv`, ...). A context is reference counted
+//! (`Arc`); the handle registry holds one reference, dispatch and senders hold short-lived
+//! ones, and dropping the last one releases the module instance and hands the queue to a worker
+//! to be drained with error replies (SURFACE 5.5).
+
+use crate::buffer::Payload;
+use crate::handle::{HandleStorage, HANDLE_REMOTE_SHIFT};
+use crate::log::ServiceLog;
+use crate::module::{Instance, Modules};
+use crate::monitor::MonitorSlot;
+use crate::mq::{GlobalQueue, Message, MessageQueue};
+use crate::timer::Timer;
+use crate::{harbor, ptype};
+use parking_lot::Mutex;
+use std::cell::Cell;
+use std::ffi::CString;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// Send flag: the core takes the caller's buffer instead of copying it.
+pub const PTYPE_TAG_DONTCOPY: i32 = 0x10000;
+/// Send flag: allocate a new session from the sending context.
+pub const PTYPE_TAG_ALLOCSESSION: i32 = 0x20000;
+/// Payload sizes must fit in 56 bits (upstream keeps the type in the top byte of `sz`).
+pub const MESSAGE_SIZE_LIMIT: usize = 1 << 56;
+
+/// What `skynet_current_handle` answers on non-worker threads.
+pub mod thread_kind {
+    pub const MAIN: u32 = -1i32 as u32;
+    pub const SOCKET: u32 = -2i32 as u32;
+    pub const TIMER: u32 = -3i32 as u32;
+    pub const MONITOR: u32 = -4i32 as u32;
+}
+
+thread_local! {
+    static CURRENT: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The handle of the service being dispatched on this thread (or the thread kind).
+pub fn current_handle() -> u32 {
+    if NODE.get().is_none() {
+        return thread_kind::MAIN;
+    }
+    CURRENT.with(|c| c.get())
+}
+
+pub fn set_current_handle(h: u32) {
+    CURRENT.with(|c| c.set(h));
+}
+
+/// A message handler. Returning the message to the caller is not needed: a handler that wants
+/// to keep the payload just keeps it (C modules do so by returning 1, see the ffi crate).
+pub trait Callback: Send {
+    fn call(&mut self, ctx: &Context, msg: Message);
+}
+
+impl<F: FnMut(&Context, Message) + Send> Callback for F {
+    fn call(&mut self, ctx: &Context, msg: Message) {
+        self(ctx, msg)
+    }
+}
+
+struct CallbackSlot {
+    cb: Option<Box<dyn Callback>>,
+    /// Bumped by every `set_callback`, so a dispatch can tell whether its callback was
+    /// replaced while it ran (then the new one stays).
+    version: u64,
+}
+
+/// A service context (upstream `struct skynet_context`).
+pub struct Context {
+    handle: u32,
+    module_name: Box<str>,
+    instance: Option<Box<dyn Instance>>,
+    queue: Arc<MessageQueue>,
+    callback: Mutex<CallbackSlot>,
+    session_id: AtomicI32,
+    initialized: AtomicBool,
+    endless: AtomicBool,
+    profile: bool,
+    /// Microseconds of thread CPU time spent in callbacks.
+    cpu_cost: AtomicU64,
+    /// Thread CPU time (us) when the current callback started.
+    cpu_start: AtomicU64,
+    message_count: AtomicU64,
+    log: Mutex<Option<ServiceLog>>,
+    /// Fast check for `log` on the dispatch path.
+    log_on: AtomicBool,
+    /// The C ABI's per-context command result buffer (valid until the next command).
+    pub command_result: Mutex<CString>,
+}
+
+impl Context {
+    fn new(handle: u32, name: &str, instance: Box<dyn Instance>, profile: bool) -> Context {
+        Context {
+            handle,
+            module_name: name.into(),
+            instance: Some(instance),
+            queue: MessageQueue::new(handle),
+            callback: Mutex::new(CallbackSlot {
+                cb: None,
+                version: 0,
+            }),
+            session_id: AtomicI32::new(0),
+            initialized: AtomicBool::new(false),
+            endless: AtomicBool::new(false),
+            profile,
+            cpu_cost: AtomicU64::new(0),
+            cpu_start: AtomicU64::new(0),
+            message_count: AtomicU64::new(0),
+            log: Mutex::new(None),
+            log_on: AtomicBool::new(false),
+            command_result: Mutex::new(CString::default()),
+        }
+    }
+
+    pub fn handle(&self) -> u32 {
+        self.handle
+    }
+
+    pub fn module_name(&self) -> &str {
+        &self.module_name
+    }
+
+    pub fn queue(&self) -> &Arc<MessageQueue> {
+        &self.queue
+    }
+
+    /// Replaces (or clears) the message handler.
+    pub fn set_callback(&self, cb: Option<Box<dyn Callback>>) {
+        let old = {
+            let mut s = self.callback.lock();
+            s.version += 1;
+            std::mem::replace(&mut s.cb, cb)
+        };
+        drop(old);
+    }
+
+    /// A new session: 1, 2, ... 0x7fffffff, then 1 again (SURFACE 5.6).
+    pub fn new_session(&self) -> i32 {
+        let mut next = 0;
+        let _ = self
+            .session_id
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                next = s.wrapping_add(1);
+                if next <= 0 {
+                    next = 1;
+                }
+                Some(next)
+            });
+        next
+    }
+
+    pub fn signal(&self, sig: i32) {
+        if let Some(i) = &self.instance {
+            i.signal(sig);
+        }
+    }
+
+    pub fn set_endless(&self) {
+        self.endless.store(true, Ordering::Relaxed);
+    }
+
+    pub fn take_endless(&self) -> bool {
+        self.endless.swap(false, Ordering::Relaxed)
+    }
+
+    pub fn cpu_cost_us(&self) -> u64 {
+        self.cpu_cost.load(Ordering::Relaxed)
+    }
+
+    /// CPU time of the message being handled so far, if profiling.
+    pub fn current_cpu_us(&self) -> Option<u64> {
+        self.profile
+            .then(|| thread_time_us().saturating_sub(self.cpu_start.load(Ordering::Relaxed)))
+    }
+
+    pub fn message_count(&self) -> u64 {
+        self.message_count.load(Ordering::Relaxed)
+    }
+
+    pub fn service_log(&self) -> &Mutex<Option<ServiceLog>> {
+        &self.log
+    }
+
+    pub fn set_log_on(&self, on: bool) {
+        self.log_on.store(on, Ordering::Relaxed);
+    }
+
+    /// Handles every queued message on the calling thread (flushing the logger at a failed
+    /// start).
+    pub fn dispatch_all(&self) {
+        while let Some(m) = self.queue.pop() {
+            self.dispatch_message(m);
+        }
+    }
+
+    /// Sends from this context (see [`Node::send`]).
+    pub fn send(&self, dest: u32, ty: i32, session: i32, data: Payload) -> i32 {
+        node().send(Some(self), 0, dest, ty, session, data)
+    }
+
+    /// Logs a line with this context as the source.
+    pub fn error(&self, text: impl AsRef<[u8]>) {
+        node().log(self.handle, text)
+    }
+
+    fn dispatch_message(&self, msg: Message) {
+        set_current_handle(self.handle);
+        if self.log_on.load(Ordering::Relaxed) {
+            if let Some(log) = self.log.lock().as_mut() {
+                log.output(&msg);
+            }
+        }
+        self.message_count.fetch_add(1, Ordering::Relaxed);
+        let (cb, version) = {
+            let mut s = self.callback.lock();
+            (s.cb.take(), s.version)
+        };
+        let Some(mut cb) = cb else {
+            return; // no handler: the message is freed silently
+        };
+        // A panicking handler must not take the worker thread down with it.
+        let call = || {
+            if let Err(e) = catch_unwind(AssertUnwindSafe(|| cb.call(self, msg))) {
+                self.error(format!("error: service panicked: {}", panic_text(&*e)));
+            }
+        };
+        if self.profile {
+            let start = thread_time_us();
+            self.cpu_start.store(start, Ordering::Relaxed);
+            call();
+            let cost = thread_time_us().saturating_sub(start);
+            self.cpu_cost.fetch_add(cost, Ordering::Relaxed);
+        } else {
+            call();
+        }
+        let mut s = self.callback.lock();
+        if s.version == version {
+            s.cb = Some(cb);
+        }
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        self.log.get_mut().take();
+        drop(self.instance.take());
+        if let Some(n) = NODE.get() {
+            self.queue.mark_release(&n.global);
+            n.total.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// The message of a caught panic.
+pub fn panic_text(e: &(dyn std::any::Any + Send)) -> String {
+    e.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| e.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+/// Thread CPU time in microseconds (for `profile`).
+pub fn thread_time_us() -> u64 {
+    use nix::time::{clock_gettime, ClockId};
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1_000)
+        .unwrap_or(0)
+}
+
+/// What the node is started with.
+pub struct NodeConfig {
+    pub harbor: u8,
+    pub profile: bool,
+    pub modules: Modules,
+}
+
+/// The node: every process-wide piece of the runtime.
+pub struct Node {
+    pub harbor_id: u8,
+    pub handles: HandleStorage<Arc<Context>>,
+    pub global: GlobalQueue,
+    pub timer: Timer,
+    pub modules: Modules,
+    pub profile: bool,
+    /// Live contexts, not counting the reserved harbor context.
+    total: AtomicUsize,
+    /// Cached handle of the service named `logger` (0 until found).
+    logger: AtomicU32,
+    /// Handle told about every service exit (MONITOR), 0 if none.
+    pub monitor_exit: AtomicU32,
+    pub(crate) harbor: harbor::Harbor,
+}
+
+static NODE: OnceLock<Node> = OnceLock::new();
+
+/// The node. Panics if called before [`Node::init`]; use [`try_node`] where that can happen.
+pub fn node() -> &'static Node {
+    NODE.get().expect("skynet node not initialised")
+}
+
+pub fn try_node() -> Option<&'static Node> {
+    NODE.get()
+}
+
+impl Node {
+    /// Creates the process-wide node. Only the first call has an effect.
+    pub fn init(config: NodeConfig) -> &'static Node {
+        NODE.get_or_init(|| Node {
+            harbor_id: config.harbor,
+            handles: HandleStorage::new(config.harbor),
+            global: GlobalQueue::new(),
+            timer: Timer::new(),
+            modules: config.modules,
+            profile: config.profile,
+            total: AtomicUsize::new(0),
+            logger: AtomicU32::new(0),
+            monitor_exit: AtomicU32::new(0),
+            harbor: harbor::Harbor::new(config.harbor),
+        })
+    }
+
+    /// Live contexts (the node stops when this reaches 0).
+    pub fn total(&self) -> usize {
+        self.total.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn uncount_context(&self) {
+        self.total.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub fn grab(&self, handle: u32) -> Option<Arc<Context>> {
+        self.handles.grab(handle)
+    }
+
+    /// Launches a service (upstream `skynet_context_new`); returns its handle.
+    pub fn launch(&self, name: &str, parm: Option<&str>) -> Option<u32> {
+        let module = match self.modules.query(name) {
+            Ok(m) => m,
+            Err(e) => {
+                self.log_or_stderr(0, &e);
+                return None;
+            }
+        };
+        let instance = module.create()?;
+        let profile = self.profile;
+        let (handle, ctx) = self
+            .handles
+            .register(|h| Arc::new(Context::new(h, name, instance, profile)));
+        self.total.fetch_add(1, Ordering::AcqRel);
+        let ok = match &ctx.instance {
+            Some(i) => i.init(&ctx, parm),
+            None => false,
+        };
+        if ok {
+            ctx.initialized.store(true, Ordering::Release);
+            self.global.push(ctx.queue.clone());
+            self.log(handle, format!("LAUNCH {} {}", name, parm.unwrap_or("")));
+            Some(handle)
+        } else {
+            self.log(handle, format!("error: launch {name} FAILED"));
+            let queue = ctx.queue.clone();
+            drop(ctx);
+            drop(self.handles.retire(handle));
+            queue.release(&self.global, |m| self.drop_message(handle, m));
+            None
+        }
+    }
+
+    /// Answers a message that can no longer be delivered: PTYPE_ERROR, same session, no data,
+    /// from the dead service back to the sender (SURFACE 5.5).
+    fn drop_message(&self, dead: u32, msg: Message) {
+        let Message {
+            source, session, ..
+        } = msg;
+        self.send(None, dead, source, ptype::ERROR, session, Payload::empty());
+    }
+
+    /// Sends a message (upstream `skynet_send`, after the copy-mode copy). Returns the session,
+    /// -1 if the destination is invalid, -2 if the payload is too large. The payload is freed
+    /// on failure.
+    pub fn send(
+        &self,
+        ctx: Option<&Context>,
+        source: u32,
+        dest: u32,
+        ty: i32,
+        session: i32,
+        data: Payload,
+    ) -> i32 {
+        if data.len() >= MESSAGE_SIZE_LIMIT {
+            self.log(
+                ctx.map_or(0, |c| c.handle),
+                format!("error: The message to {dest:x} is too large"),
+            );
+            return -2;
+        }
+        let session = match (ty & PTYPE_TAG_ALLOCSESSION != 0, ctx) {
+            (true, Some(c)) => c.new_session(),
+            _ => session,
+        };
+        let source = match (source, ctx) {
+            (0, Some(c)) => c.handle,
+            (s, _) => s,
+        };
+        if dest == 0 {
+            if !data.is_null() {
+                self.log(source, "error: Destination address can't be 0");
+                return -1;
+            }
+            return session;
+        }
+        let ty = (ty & 0xff) as u8;
+        if self.harbor.is_remote(dest) {
+            return self.harbor.send_remote(
+                self,
+                harbor::Destination::Handle(dest),
+                source,
+                ty,
+                session,
+                data,
+            );
+        }
+        match self.handles.grab(dest) {
+            Some(c) => {
+                c.queue
+                    .push(Message::new(source, session, ty, data), &self.global);
+                session
+            }
+            None => -1,
+        }
+    }
+
+    /// Sends to a name: `:hex`, `.local` or a global name (through the harbor).
+    pub fn send_name(
+        &self,
+        ctx: Option<&Context>,
+        source: u32,
+        dest: &str,
+        ty: i32,
+        session: i32,
+        data: Payload,
+    ) -> i32 {
+        let source = match (source, ctx) {
+            (0, Some(c)) => c.handle,
+            (s, _) => s,
+        };
+        if let Some(hex) = dest.strip_prefix(':') {
+            return self.send(ctx, source, parse_hex(hex), ty, session, data);
+        }
+        if let Some(name) = dest.strip_prefix('.') {
+            return match self.handles.find_name(name) {
+                Some(h) => self.send(ctx, source, h, ty, session, data),
+                None => -1,
+            };
+        }
+        if data.len() >= MESSAGE_SIZE_LIMIT {
+            self.log(source, format!("error: The message to {dest} is too large"));
+            return -2;
+        }
+        let session = match (ty & PTYPE_TAG_ALLOCSESSION != 0, ctx) {
+            (true, Some(c)) => c.new_session(),
+            _ => session,
+        };
+        let ty = (ty & 0xff) as u8;
+        self.harbor.send_remote(
+            self,
+            harbor::Destination::Name(dest.as_bytes()),
+            source,
+            ty,
+            session,
+            data,
+        )
+    }
+
+    /// Pushes a message straight into a local queue (timer, socket, harbor); false if the
+    /// service is gone (the message is dropped).
+    pub fn push(&self, handle: u32, msg: Message) -> bool {
+        match self.handles.grab(handle) {
+            Some(c) => {
+                c.queue.push(msg, &self.global);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `skynet_queryname`: `:hex` or `.name`; global names are not resolvable in C.
+    pub fn query_name(&self, ctx: Option<&Context>, name: &str) -> u32 {
+        if let Some(hex) = name.strip_prefix(':') {
+            parse_hex(hex)
+        } else if let Some(n) = name.strip_prefix('.') {
+            self.handles.find_name(n).unwrap_or(0)
+        } else {
+            self.log(
+                ctx.map_or(0, |c| c.handle),
+                format!("error: Don't support query global name {name}"),
+            );
+            0
+        }
+    }
+
+    /// `skynet_isremote`.
+    pub fn is_remote(&self, handle: u32) -> bool {
+        self.harbor.is_remote(handle)
+    }
+
+    /// Writes a line to the `logger` service (upstream `skynet_error`). Dropped silently until a
+    /// service named `logger` exists; the handle is cached once found.
+    pub fn log(&self, source: u32, text: impl AsRef<[u8]>) {
+        let logger = self.logger_handle();
+        if logger != 0 {
+            let msg = Message::new(
+                source,
+                0,
+                ptype::TEXT as u8,
+                Payload::copy_from(text.as_ref()),
+            );
+            self.push(logger, msg);
+        }
+    }
+
+    /// Like [`Node::log`], but to stderr while there is no logger yet (start-up failures).
+    pub fn log_or_stderr(&self, source: u32, text: &str) {
+        if self.logger_handle() == 0 {
+            eprintln!("[:{source:08x}] {text}");
+        } else {
+            self.log(source, text);
+        }
+    }
+
+    fn logger_handle(&self) -> u32 {
+        match self.logger.load(Ordering::Relaxed) {
+            0 => {
+                let h = self.handles.find_name("logger").unwrap_or(0);
+                self.logger.store(h, Ordering::Relaxed);
+                h
+            }
+            h => h,
+        }
+    }
+
+    /// Retires a service: tells the exit monitor, then removes the handle (EXIT/KILL).
+    pub fn exit_service(&self, ctx: &Context, handle: u32) {
+        let handle = if handle == 0 {
+            ctx.error("KILL self");
+            ctx.handle
+        } else {
+            ctx.error(format!("KILL :{handle:x}"));
+            handle
+        };
+        let monitor = self.monitor_exit.load(Ordering::Relaxed);
+        if monitor != 0 {
+            self.send(
+                Some(ctx),
+                handle,
+                monitor,
+                ptype::CLIENT,
+                0,
+                Payload::empty(),
+            );
+        }
+        drop(self.handles.retire(handle));
+    }
+
+    /// One dispatch turn of a worker (upstream `skynet_context_message_dispatch`). `q` is the
+    /// queue kept from the previous turn; returns the queue for the next turn.
+    pub fn dispatch(
+        &self,
+        slot: &MonitorSlot,
+        q: Option<Arc<MessageQueue>>,
+        weight: i32,
+    ) -> Option<Arc<MessageQueue>> {
+        let q = match q {
+            Some(q) => q,
+            None => self.global.pop()?,
+        };
+        let handle = q.handle();
+        let Some(ctx) = self.handles.grab(handle) else {
+            q.release(&self.global, |m| self.drop_message(handle, m));
+            return self.global.pop();
+        };
+        let mut n = 1;
+        let mut i = 0;
+        while i < n {
+            let Some(msg) = q.pop() else {
+                drop(ctx);
+                return self.global.pop();
+            };
+            if i == 0 && weight >= 0 {
+                n = (q.len() >> weight).max(1);
+            }
+            if let Some(len) = q.take_overload() {
+                ctx.error(format!("error: May overload, message queue length = {len}"));
+            }
+            slot.trigger(msg.source, handle);
+            ctx.dispatch_message(msg);
+            slot.trigger(0, 0);
+            i += 1;
+        }
+        drop(ctx);
+        match self.global.pop() {
+            Some(next) => {
+                let has_work = !q.is_empty();
+                self.global.requeue(q, has_work);
+                Some(next)
+            }
+            None => Some(q),
+        }
+    }
+
+    /// Handle of this node's `harbor id << 24` part.
+    pub fn harbor_bits(&self) -> u32 {
+        u32::from(self.harbor_id) << HANDLE_REMOTE_SHIFT
+    }
+}
+
+/// `strtoul(s, NULL, 16)`: leading hex digits, garbage stops the parse, nothing parses as 0.
+pub fn parse_hex(s: &str) -> u32 {
+    let s = s.trim_start();
+    let s = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    let digits = s.bytes().take_while(u8::is_ascii_hexdigit).count();
+    u64::from_str_radix(&s[..digits.min(16)], 16)
+        .map(|v| v as u32)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_parses_like_strtoul() {
+        assert_eq!(parse_hex("1a"), 0x1a);
+        assert_eq!(parse_hex("0000000A"), 10);
+        assert_eq!(parse_hex("12zz"), 0x12);
+        assert_eq!(parse_hex("zz"), 0);
+        assert_eq!(parse_hex(""), 0);
+    }
+}

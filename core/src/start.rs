@@ -1,0 +1,132 @@
+//! Boot and thread orchestration (upstream `skynet_start`).
+//!
+//! Threads: `thread` workers, a timer thread (time, SIGHUP, termination), a monitor thread
+//! (endless loops). The node ends when no live service is left: the timer thread notices, tells
+//! the workers and the monitor to stop, and `start` returns after joining them.
+
+use crate::buffer::Payload;
+use crate::command::split_launch;
+use crate::monitor::MonitorSlot;
+use crate::mq::{set_worker_thread, Message};
+use crate::ptype;
+use crate::server::{set_current_handle, thread_kind, Node};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+/// What `start` needs from the config.
+pub struct StartConfig {
+    pub thread: usize,
+    pub logservice: String,
+    pub logger: Option<String>,
+    pub bootstrap: String,
+}
+
+/// Scheduling weight of worker `i`: how much of its queue a turn takes (SURFACE 5.2).
+pub fn worker_weight(i: usize) -> i32 {
+    match i {
+        0..=3 => -1,
+        4..=7 => 0,
+        8..=15 => 1,
+        16..=23 => 2,
+        24..=31 => 3,
+        _ => 0,
+    }
+}
+
+/// Launches the log service and bootstrap, then runs the node until no service is left.
+pub fn start(node: &'static Node, cfg: &StartConfig) -> Result<(), String> {
+    set_current_handle(thread_kind::MAIN);
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .map_err(|e| format!("can't install the SIGHUP handler: {e}"))?;
+
+    let logger = node
+        .launch(&cfg.logservice, cfg.logger.as_deref())
+        .ok_or_else(|| format!("Can't launch {} service", cfg.logservice))?;
+    node.handles.bind_name("logger", logger);
+
+    let (module, args) = split_launch(cfg.bootstrap.trim_start());
+    let args = args.map(str::trim_start).unwrap_or("");
+    if node.launch(module, Some(args)).is_none() {
+        node.log(0, format!("Bootstrap error : {}\n", cfg.bootstrap));
+        if let Some(l) = node.grab(logger) {
+            l.dispatch_all();
+        }
+        return Err(format!("Bootstrap error : {}", cfg.bootstrap));
+    }
+
+    let slots: Arc<Vec<MonitorSlot>> =
+        Arc::new((0..cfg.thread).map(|_| MonitorSlot::new()).collect());
+    let mut threads = Vec::new();
+    threads.push(spawn("monitor", {
+        let slots = slots.clone();
+        move || monitor_thread(node, &slots)
+    }));
+    threads.push(spawn("timer", move || timer_thread(node, &hup)));
+    for i in 0..cfg.thread {
+        let slots = slots.clone();
+        threads.push(spawn(&format!("worker{i}"), move || {
+            worker_thread(node, &slots[i], worker_weight(i))
+        }));
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    node.harbor_exit();
+    Ok(())
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
+    thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(f)
+        .expect("spawn a skynet thread")
+}
+
+fn worker_thread(node: &Node, slot: &MonitorSlot, weight: i32) {
+    set_worker_thread();
+    set_current_handle(0);
+    let mut q = None;
+    while !node.global.is_quit() {
+        q = node.dispatch(slot, q, weight);
+        if q.is_none() {
+            node.global.park();
+        }
+    }
+}
+
+fn timer_thread(node: &Node, hup: &AtomicBool) {
+    set_current_handle(thread_kind::TIMER);
+    loop {
+        node.timer.update(node);
+        if node.total() == 0 {
+            break;
+        }
+        thread::sleep(Duration::from_micros(2500));
+        if hup.swap(false, Ordering::Relaxed) {
+            reopen_logger(node);
+        }
+    }
+    node.global.quit();
+}
+
+/// SIGHUP: tell the `logger` service to reopen its file.
+fn reopen_logger(node: &Node) {
+    if let Some(h) = node.handles.find_name("logger") {
+        node.push(h, Message::new(0, 0, ptype::SYSTEM as u8, Payload::empty()));
+    }
+}
+
+fn monitor_thread(node: &Node, slots: &[MonitorSlot]) {
+    set_current_handle(thread_kind::MONITOR);
+    loop {
+        for s in slots {
+            s.check(node);
+        }
+        if node.global.sleep_unless_quit(Duration::from_secs(5)) {
+            return;
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Time and timeouts (upstream `skynet_timer`).
+//!
+//! `now()` is in centiseconds: the wall clock's centisecond fraction at start plus monotonic
+//! centiseconds since, so `starttime + now/100` tracks wall time. The timer thread calls
+//! [`Timer::update`] every 2.5 ms; it runs one wheel tick per elapsed centisecond (catching up
+//! in bursts) and delivers each expired timeout as a PTYPE_RESPONSE message from source 0.
+
+pub mod wheel;
+
+use crate::buffer::Payload;
+use crate::mq::Message;
+use crate::ptype;
+use crate::server::Node;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use wheel::Wheel;
+
+#[derive(Debug, Clone, Copy)]
+struct Timeout {
+    handle: u32,
+    session: i32,
+}
+
+pub struct Timer {
+    wheel: Mutex<Wheel<Timeout>>,
+    starttime: u32,
+    /// `skynet_now()`.
+    current: AtomicU64,
+    origin: Instant,
+    /// Monotonic centiseconds since `origin` at the last update (timer thread only).
+    point: Mutex<u64>,
+}
+
+impl Default for Timer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Timer {
+    pub fn new() -> Timer {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Timer {
+            wheel: Mutex::new(Wheel::new()),
+            starttime: wall.as_secs() as u32,
+            current: AtomicU64::new(u64::from(wall.subsec_millis() / 10)),
+            origin: Instant::now(),
+            point: Mutex::new(0),
+        }
+    }
+
+    /// Centiseconds (see the module doc).
+    pub fn now(&self) -> u64 {
+        self.current.load(Ordering::Relaxed)
+    }
+
+    /// Unix seconds at start (STARTTIME).
+    pub fn starttime(&self) -> u32 {
+        self.starttime
+    }
+
+    /// Schedules a PTYPE_RESPONSE to `handle` after `time` centiseconds; `time <= 0` delivers
+    /// at once (returns -1 if the service is gone).
+    pub fn timeout(&self, node: &Node, handle: u32, time: i32, session: i32) -> i32 {
+        if time <= 0 {
+            if !node.push(handle, response(session)) {
+                return -1;
+            }
+        } else {
+            self.wheel
+                .lock()
+                .add(time as u32, Timeout { handle, session });
+        }
+        session
+    }
+
+    /// Advances time; delivers expired timeouts. Called by the timer thread only.
+    pub fn update(&self, node: &Node) {
+        let cp = self.origin.elapsed().as_millis() as u64 / 10;
+        let diff = {
+            let mut point = self.point.lock();
+            let diff = cp.saturating_sub(*point);
+            *point = cp;
+            diff
+        };
+        if diff == 0 {
+            return;
+        }
+        self.current.fetch_add(diff, Ordering::Relaxed);
+        let mut expired = Vec::new();
+        {
+            let mut wheel = self.wheel.lock();
+            for _ in 0..diff {
+                wheel.advance(&mut expired);
+            }
+        }
+        for t in expired {
+            node.push(t.handle, response(t.session));
+        }
+    }
+}
+
+fn response(session: i32) -> Message {
+    Message::new(0, session, ptype::RESPONSE as u8, Payload::empty())
+}

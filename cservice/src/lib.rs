@@ -1,0 +1,12 @@
+//! skynet's built-in services, written in Rust: found by LAUNCH under the names upstream's
+//! `cservice/*.so` have (see `skynet_core::module` for the lookup order).
+
+pub mod logger;
+
+use skynet_core::module::Modules;
+use std::sync::Arc;
+
+/// Registers every built-in service module.
+pub fn register(modules: &mut Modules) {
+    modules.add_builtin("logger", Arc::new(logger::LoggerModule));
+}

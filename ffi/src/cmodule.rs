@@ -1,0 +1,131 @@
+//! Loading C service modules (`.so` built against skynet.h) through `cpath`.
+//!
+//! Each `?` template is tried in order with `dlopen(RTLD_NOW | RTLD_GLOBAL)`, as upstream does;
+//! the symbol prefix is the module name after its last `.`. A loaded library is never closed.
+
+use crate::abi::{context_ptr, skynet::skynet_context};
+use libloading::os::unix::{Library, Symbol, RTLD_GLOBAL, RTLD_NOW};
+use skynet_core::module::{Instance, Module, ModuleLoader};
+use skynet_core::Context;
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::sync::Arc;
+
+type CreateFn = unsafe extern "C" fn() -> *mut c_void;
+type InitFn = unsafe extern "C" fn(*mut c_void, *mut skynet_context, *const c_char) -> c_int;
+type ReleaseFn = unsafe extern "C" fn(*mut c_void);
+type SignalFn = unsafe extern "C" fn(*mut c_void, c_int);
+
+#[derive(Clone, Copy)]
+struct Api {
+    create: Option<CreateFn>,
+    init: InitFn,
+    release: Option<ReleaseFn>,
+    signal: Option<SignalFn>,
+}
+
+struct CModule {
+    api: Api,
+    /// Keeps the library mapped (modules are never unloaded).
+    _lib: Library,
+}
+
+struct CInstance {
+    api: Api,
+    inst: *mut c_void,
+}
+
+// SAFETY: the instance pointer is the module's; upstream's contract makes init/release run on
+// one thread at a time and requires `_signal` to be thread-safe.
+unsafe impl Send for CInstance {}
+// SAFETY: as above.
+unsafe impl Sync for CInstance {}
+
+impl Module for CModule {
+    fn create(&self) -> Option<Box<dyn Instance>> {
+        let inst = match self.api.create {
+            // SAFETY: the module's own constructor, no arguments.
+            Some(f) => unsafe { f() },
+            // No `_create`: upstream uses an all-ones pointer as the instance.
+            None => usize::MAX as *mut c_void,
+        };
+        if inst.is_null() {
+            return None;
+        }
+        Some(Box::new(CInstance {
+            api: self.api,
+            inst,
+        }))
+    }
+}
+
+impl Instance for CInstance {
+    fn init(&self, ctx: &Arc<Context>, parm: Option<&str>) -> bool {
+        let parm = parm.map(|p| CString::new(p.replace('\0', "")).unwrap_or_default());
+        let p = parm.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+        // SAFETY: the module's `_init` with its instance, the live context and a C string.
+        unsafe { (self.api.init)(self.inst, context_ptr(ctx), p) == 0 }
+    }
+
+    fn signal(&self, sig: i32) {
+        if let Some(f) = self.api.signal {
+            // SAFETY: the module's `_signal`, which upstream requires to be thread-safe.
+            unsafe { f(self.inst, sig) }
+        }
+    }
+}
+
+impl Drop for CInstance {
+    fn drop(&mut self) {
+        if let Some(f) = self.api.release {
+            // SAFETY: the module's `_release`, called once, after the last callback.
+            unsafe { f(self.inst) }
+        }
+    }
+}
+
+/// The `cpath` loader.
+pub struct CLoader;
+
+fn symbol<T: Copy>(lib: &Library, name: &str) -> Option<T> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: the symbol is used with the type skynet.h's module contract gives it.
+    let s: Symbol<T> = unsafe { lib.get(c.as_bytes_with_nul()) }.ok()?;
+    Some(*s)
+}
+
+impl ModuleLoader for CLoader {
+    fn load(&self, name: &str, cpath: &str) -> Result<Arc<dyn Module>, String> {
+        let mut errors = Vec::new();
+        for template in cpath.split(';').filter(|t| !t.is_empty()) {
+            let path = template.replacen('?', name, 1);
+            // SAFETY: loading a module runs its constructors; that is what LAUNCH asks for.
+            let lib = match unsafe { Library::open(Some(&path), RTLD_NOW | RTLD_GLOBAL) } {
+                Ok(l) => l,
+                Err(e) => {
+                    errors.push(e.to_string());
+                    continue;
+                }
+            };
+            let prefix = name.rsplit('.').next().unwrap_or(name);
+            let Some(init) = symbol::<InitFn>(&lib, &format!("{prefix}_init")) else {
+                return Err(format!(
+                    "error: C service {path} has no {prefix}_init function"
+                ));
+            };
+            let api = Api {
+                create: symbol(&lib, &format!("{prefix}_create")),
+                init,
+                release: symbol(&lib, &format!("{prefix}_release")),
+                signal: symbol(&lib, &format!("{prefix}_signal")),
+            };
+            return Ok(Arc::new(CModule { api, _lib: lib }));
+        }
+        if errors.is_empty() {
+            errors.push("cpath is empty".to_owned());
+        }
+        Err(format!(
+            "error: try open {name} failed : {}",
+            errors.join("; ")
+        ))
+    }
+}
