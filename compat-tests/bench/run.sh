@@ -17,6 +17,8 @@
 #   BENCH_PAIRS    pairs for the multi-pair ping-pong         [8]
 #   BENCH_BATCH    flood messages sent per callback           [1000]
 #   BENCH_THREAD   worker threads (config `thread`)           [8]
+#   BENCH_PROFILE  set config `profile` to this (true/false)  [unset: node default,
+#                  which is on: two CLOCK_THREAD_CPUTIME_ID reads per message]
 #   BENCH_TIMEOUT  seconds before a node is killed            [120]
 #   BENCH_ONLY     subset to run: pingpong flood pairs        [all three]
 #   BENCH_MODDIR   directory holding the bench .so files      [compat-tests/build/bench]
@@ -37,6 +39,11 @@ THREAD=${BENCH_THREAD:-8}
 TIMEOUT=${BENCH_TIMEOUT:-120}
 ONLY=${BENCH_ONLY:-pingpong flood pairs}
 VERBOSE=${BENCH_VERBOSE:-0}
+PROFILE=${BENCH_PROFILE:-}
+case $PROFILE in
+''|true|false) ;;
+*) echo "run.sh: BENCH_PROFILE must be true or false" >&2; exit 2 ;;
+esac
 
 here=$(cd "$(dirname "$0")" && pwd)
 bin_dir=$(cd "$(dirname "$1")" && pwd) || exit 2
@@ -87,7 +94,8 @@ thread = $THREAD
 cpath = "$cpath"
 bootstrap = "$boot"
 EOF
-	echo "run.sh: $name: bootstrap = \"$boot\", thread = $THREAD" >&2
+	[ -n "$PROFILE" ] && echo "profile = $PROFILE" >>"$cfg"
+	echo "run.sh: $name: bootstrap = \"$boot\", thread = $THREAD${PROFILE:+, profile = $PROFILE}" >&2
 	(cd "$tmp" && exec timeout -k 5 "$TIMEOUT" "$bin" "$cfg") >"$out" 2>"$err"
 	rc=$?
 	line=$(sed -n "s/^\[:[0-9a-fA-F]*\] \(BENCH $name [0-9][0-9.]* msgs\/s\)\$/\1/p" "$out" | head -n 1)
