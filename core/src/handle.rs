@@ -86,6 +86,17 @@ impl<T: Clone> HandleStorage<T> {
         }
     }
 
+    /// Runs `f` on the value of a live handle under the read lock (no reference count traffic;
+    /// `f` must not register or retire handles).
+    pub fn with<R>(&self, handle: u32, f: impl FnOnce(&T) -> R) -> Option<R> {
+        let s = self.inner.read();
+        let slot = (handle & HANDLE_MASK) as usize & (s.slots.len() - 1);
+        match &s.slots[slot] {
+            Some((h, v)) if *h == handle => Some(f(v)),
+            _ => None,
+        }
+    }
+
     /// Removes a handle and all its names; returns the value so the caller drops it outside
     /// the lock (dropping the last reference may run a module's release).
     pub fn retire(&self, handle: u32) -> Option<T> {

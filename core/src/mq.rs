@@ -19,6 +19,13 @@ use std::sync::Arc;
 pub const OVERLOAD_THRESHOLD: usize = 1024;
 const INITIAL_CAPACITY: usize = 64;
 
+/// A popped message and the queue's state right after the pop.
+pub struct Popped {
+    pub message: Message,
+    pub remaining: usize,
+    pub overload: Option<usize>,
+}
+
 /// One message in a service queue. The type is the low 8 bits of what the sender gave.
 #[derive(Debug)]
 pub struct Message {
@@ -98,30 +105,32 @@ impl MessageQueue {
     /// Pops the head message. An empty pop takes the queue out of scheduling and resets the
     /// overload threshold.
     pub fn pop(&self) -> Option<Message> {
+        self.pop_counted().map(|p| p.message)
+    }
+
+    /// Pops the head message with what dispatch needs to know in the same lock: how many
+    /// remain, and the overload length to warn about (read and cleared).
+    pub fn pop_counted(&self) -> Option<Popped> {
         let mut s = self.state.lock();
         match s.messages.pop_front() {
-            Some(m) => {
-                let len = s.messages.len();
-                while len > s.threshold {
-                    s.overload = len;
+            Some(message) => {
+                let remaining = s.messages.len();
+                while remaining > s.threshold {
+                    s.overload = remaining;
                     s.threshold *= 2;
                 }
-                Some(m)
+                let overload = std::mem::take(&mut s.overload);
+                Some(Popped {
+                    message,
+                    remaining,
+                    overload: (overload != 0).then_some(overload),
+                })
             }
             None => {
                 s.threshold = OVERLOAD_THRESHOLD;
                 s.in_global = false;
                 None
             }
-        }
-    }
-
-    /// Reads and clears the recorded overload length.
-    pub fn take_overload(&self) -> Option<usize> {
-        let mut s = self.state.lock();
-        match std::mem::take(&mut s.overload) {
-            0 => None,
-            n => Some(n),
         }
     }
 
@@ -303,19 +312,16 @@ mod tests {
             q.push(msg(i), &g);
         }
         let mut warnings = Vec::new();
-        while q.pop().is_some() {
-            if let Some(n) = q.take_overload() {
-                warnings.push(n);
-            }
+        while let Some(p) = q.pop_counted() {
+            warnings.extend(p.overload);
         }
         assert_eq!(warnings, vec![4999]);
         // After an empty pop the threshold is back to 1024.
         for i in 0..1100 {
             q.push(msg(i), &g);
         }
-        q.pop();
-        assert_eq!(q.take_overload(), Some(1099));
-        assert_eq!(q.take_overload(), None);
+        assert_eq!(q.pop_counted().unwrap().overload, Some(1099));
+        assert_eq!(q.pop_counted().unwrap().overload, None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::command::split_launch;
 use crate::monitor::MonitorSlot;
 use crate::mq::{set_worker_thread, Message};
 use crate::ptype;
-use crate::server::{set_current_handle, thread_kind, Node};
+use crate::server::{set_current_handle, thread_kind, CpuClock, Node};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -89,8 +89,9 @@ fn worker_thread(node: &Node, slot: &MonitorSlot, weight: i32) {
     set_worker_thread();
     set_current_handle(0);
     let mut q = None;
+    let mut clock = CpuClock::default();
     while !node.global.is_quit() {
-        q = node.dispatch(slot, q, weight);
+        q = node.dispatch(slot, &mut clock, q, weight);
         if q.is_none() {
             node.global.park();
         }
