@@ -10,7 +10,7 @@ CMODS := $(patsubst compat-tests/cmod/%.c,$(BUILD)/%.so,$(wildcard compat-tests/
 BMODS := $(patsubst compat-tests/bench/%.c,$(BUILD)/bench/%.so,$(wildcard compat-tests/bench/*.c))
 HEADERS := $(wildcard include/*.h)
 
-.PHONY: all skynet test bench cmods bmods clean fmt lint
+.PHONY: all skynet test bench cmods bmods clean fmt lint headers
 
 all: skynet cmods
 
@@ -35,6 +35,10 @@ test: all
 
 bench: all bmods
 	sh compat-tests/bench/run.sh ./skynet
+
+# Regenerates include/*.h with cbindgen from ffi/src/abi/*.rs (configs in ffi/cbindgen/).
+headers:
+	UPDATE_HEADERS=1 $(CARGO) test --release -p skynet-ffi --test headers -- --nocapture
 
 fmt:
 	$(CARGO) fmt --all
