@@ -11,7 +11,7 @@ EMODS := $(patsubst examples/cservice/%.c,examples/build/%.so,$(wildcard example
 BMODS := $(patsubst compat-tests/bench/%.c,$(BUILD)/bench/%.so,$(wildcard compat-tests/bench/*.c))
 HEADERS := $(wildcard include/*.h)
 
-.PHONY: all skynet test bench cmods bmods emods run clean fmt lint
+.PHONY: all skynet test bench cmods bmods emods run clean fmt lint headers
 
 all: skynet cmods emods
 
@@ -46,6 +46,10 @@ test: all
 
 bench: all bmods
 	sh compat-tests/bench/run.sh ./skynet
+
+# Regenerates include/*.h with cbindgen from ffi/src/abi/*.rs (configs in ffi/cbindgen/).
+headers:
+	UPDATE_HEADERS=1 $(CARGO) test --release -p skynet-ffi --test headers -- --nocapture
 
 fmt:
 	$(CARGO) fmt --all

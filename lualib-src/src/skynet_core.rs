@@ -287,6 +287,10 @@ unsafe extern "C-unwind" fn lharbor(l: *mut lua_State) -> c_int {
     2
 }
 
+/// Message handler adding a traceback (also used by snlua).
+///
+/// # Safety
+/// Called by Lua as a C function.
 pub unsafe extern "C-unwind" fn traceback(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe {

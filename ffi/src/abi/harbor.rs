@@ -23,11 +23,12 @@ pub struct remote_message {
     pub destination: remote_name,
     pub message: *const c_void,
     pub sz: usize,
-    pub type_: c_int,
+    pub r#type: c_int,
 }
 
-/// Called by the harbor service's init with its own context: it becomes the sink of remote
-/// messages, stays alive until shutdown and no longer counts as a live service.
+/// Called by the harbor service's init with its own context: it becomes the remote-message sink.
+///
+/// The service then stays alive until shutdown and no longer counts as a live service.
 ///
 /// # Safety
 /// `ctx` is the calling service's own context.
@@ -45,8 +46,9 @@ pub unsafe extern "C" fn skynet_harbor_start(ctx: *mut c_void) {
     })
 }
 
-/// Queues a remote message block to the harbor service; ownership of the struct (a libc
-/// block) and of its `message` passes to the harbor service.
+/// Queues a remote message to the harbor service, which takes the struct and its `message`.
+///
+/// Both are libc blocks: ownership passes to the harbor service.
 ///
 /// # Safety
 /// `rmsg` is a libc-malloc'd `remote_message` given up by the caller.
@@ -79,7 +81,9 @@ pub extern "C" fn skynet_harbor_message_isremote(handle: u32) -> c_int {
 
 /// Kept for the header: the harbor id is set from the config at start.
 #[no_mangle]
-pub extern "C" fn skynet_harbor_init(_harbor: c_int) {}
+pub extern "C" fn skynet_harbor_init(harbor: c_int) {
+    let _ = harbor;
+}
 
 /// Releases the harbor service (done by the core at shutdown).
 #[no_mangle]

@@ -10,9 +10,10 @@ use std::ffi::{c_char, c_void};
 #[no_mangle]
 pub unsafe extern "C" fn skynet_lalloc(
     ptr: *mut c_void,
-    _osize: usize,
+    osize: usize,
     nsize: usize,
 ) -> *mut c_void {
+    let _ = osize; // ignored, as upstream
     if nsize == 0 {
         // SAFETY: ptr is NULL or a libc block per the contract.
         unsafe { libc::free(ptr) };

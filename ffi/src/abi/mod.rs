@@ -12,6 +12,37 @@ use skynet_core::Context;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+// The header constants are literals (cbindgen cannot evaluate paths); they must agree with the
+// core's and with upstream's layouts (SURFACE 1.1, 1.2).
+const _: () = {
+    use skynet_core::{ptype, server};
+    use std::mem::{offset_of, size_of};
+    assert!(skynet::PTYPE_TEXT == ptype::TEXT);
+    assert!(skynet::PTYPE_RESPONSE == ptype::RESPONSE);
+    assert!(skynet::PTYPE_MULTICAST == ptype::MULTICAST);
+    assert!(skynet::PTYPE_CLIENT == ptype::CLIENT);
+    assert!(skynet::PTYPE_SYSTEM == ptype::SYSTEM);
+    assert!(skynet::PTYPE_HARBOR == ptype::HARBOR);
+    assert!(skynet::PTYPE_SOCKET == ptype::SOCKET);
+    assert!(skynet::PTYPE_ERROR == ptype::ERROR);
+    assert!(skynet::PTYPE_RESERVED_QUEUE == ptype::RESERVED_QUEUE);
+    assert!(skynet::PTYPE_RESERVED_DEBUG == ptype::RESERVED_DEBUG);
+    assert!(skynet::PTYPE_RESERVED_LUA == ptype::RESERVED_LUA);
+    assert!(skynet::PTYPE_RESERVED_SNAX == ptype::RESERVED_SNAX);
+    assert!(skynet::PTYPE_TAG_DONTCOPY == server::PTYPE_TAG_DONTCOPY);
+    assert!(skynet::PTYPE_TAG_ALLOCSESSION == server::PTYPE_TAG_ALLOCSESSION);
+    assert!(harbor::GLOBALNAME_LENGTH == skynet_core::harbor::GLOBALNAME_LENGTH);
+    #[cfg(target_pointer_width = "64")]
+    {
+        assert!(size_of::<harbor::remote_name>() == 20);
+        assert!(offset_of!(harbor::remote_name, handle) == 16);
+        assert!(size_of::<harbor::remote_message>() == 48);
+        assert!(offset_of!(harbor::remote_message, message) == 24);
+        assert!(offset_of!(harbor::remote_message, sz) == 32);
+        assert!(offset_of!(harbor::remote_message, r#type) == 40);
+    }
+};
+
 /// Runs `f`, turning a panic into a logged error and `default`.
 pub(crate) fn guard<R>(what: &str, default: R, f: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(f)) {

@@ -1,12 +1,44 @@
 //! `skynet.h`: send, command, callback, names, time.
 
 use super::{context, context_ptr, cstr, guard};
-use skynet_core::server::{current_handle, PTYPE_TAG_ALLOCSESSION, PTYPE_TAG_DONTCOPY};
+use skynet_core::server::current_handle;
 use skynet_core::{command, try_node, Context, Message, Payload};
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::ptr;
 
-/// Opaque service context.
+/// Plain text (`skynet_error` lines to the logger).
+pub const PTYPE_TEXT: c_int = 0;
+/// A reply (also timer expiries).
+pub const PTYPE_RESPONSE: c_int = 1;
+/// Multicast (Lua).
+pub const PTYPE_MULTICAST: c_int = 2;
+/// Client data (gate), exit notices to the monitor service.
+pub const PTYPE_CLIENT: c_int = 3;
+/// System messages (remote messages to the harbor service, SIGHUP to the logger).
+pub const PTYPE_SYSTEM: c_int = 4;
+/// Harbor text commands.
+pub const PTYPE_HARBOR: c_int = 5;
+/// Socket events.
+pub const PTYPE_SOCKET: c_int = 6;
+/// Error reply (see lualib/skynet.lua).
+pub const PTYPE_ERROR: c_int = 7;
+/// Reserved for Lua (see lualib/skynet.lua, lualib/snax.lua).
+pub const PTYPE_RESERVED_QUEUE: c_int = 8;
+/// Reserved for Lua.
+pub const PTYPE_RESERVED_DEBUG: c_int = 9;
+/// Reserved for Lua.
+pub const PTYPE_RESERVED_LUA: c_int = 10;
+/// Reserved for Lua.
+pub const PTYPE_RESERVED_SNAX: c_int = 11;
+
+/// Send flag (0x10000): the core takes the caller's libc-malloc'd buffer instead of copying it.
+pub const PTYPE_TAG_DONTCOPY: c_int = 0x10000;
+/// Send flag (0x20000): allocate a new session (the session argument must be 0).
+pub const PTYPE_TAG_ALLOCSESSION: c_int = 0x20000;
+
+/// Opaque service context (declared by hand in the header, next to `skynet_error`).
+///
+/// cbindgen:no-export
 #[repr(C)]
 pub struct skynet_context {
     _private: [u8; 0],
@@ -17,7 +49,7 @@ pub type skynet_cb = Option<
     unsafe extern "C" fn(
         context: *mut skynet_context,
         ud: *mut c_void,
-        type_: c_int,
+        r#type: c_int,
         session: c_int,
         source: u32,
         msg: *const c_void,
@@ -26,6 +58,10 @@ pub type skynet_cb = Option<
 >;
 
 /// Entry point of the C `skynet_error` shim: logs `len` bytes from `text`.
+///
+/// Internal: not part of any header.
+///
+/// cbindgen:ignore
 ///
 /// # Safety
 /// `ctx` as for every entry point; `text` is NULL or has `len` readable bytes.
@@ -49,8 +85,9 @@ pub unsafe extern "C" fn skynet_rs_error_text(
     })
 }
 
-/// Runs a text command; the result stays valid until the next command on the same context
-/// (env values: for ever). NULL for no result.
+/// Runs a text command; NULL for no result, failure or an unknown command.
+///
+/// The result stays valid until the next command on the same context (env values: for ever).
 ///
 /// # Safety
 /// `context` must be a live service's context; `cmd` a C string; `parm` NULL or a C string.
@@ -134,7 +171,7 @@ pub unsafe extern "C" fn skynet_send(
     context: *mut skynet_context,
     source: u32,
     destination: u32,
-    type_: c_int,
+    r#type: c_int,
     session: c_int,
     msg: *mut c_void,
     sz: usize,
@@ -146,7 +183,7 @@ pub unsafe extern "C" fn skynet_send(
                 context,
                 source,
                 Dest::Handle(destination),
-                type_,
+                r#type,
                 session,
                 msg,
                 sz,
@@ -168,7 +205,7 @@ unsafe fn send(
     context: *mut skynet_context,
     source: u32,
     dest: Dest<'_>,
-    type_: c_int,
+    r#type: c_int,
     session: c_int,
     msg: *mut c_void,
     sz: usize,
@@ -177,7 +214,7 @@ unsafe fn send(
     // SAFETY: per the contract.
     let ctx = unsafe { super::context(context) };
     // SAFETY: per the contract.
-    let Ok(data) = (unsafe { take_payload(type_, msg, sz) }) else {
+    let Ok(data) = (unsafe { take_payload(r#type, msg, sz) }) else {
         let to = match dest {
             Dest::Handle(h) => format!("{h:x}"),
             Dest::Global(name) => name.to_owned(),
@@ -188,10 +225,10 @@ unsafe fn send(
         );
         return -2;
     };
-    let session = check_session(ctx, type_, session);
+    let session = check_session(ctx, r#type, session);
     match dest {
-        Dest::Handle(h) => node.send(ctx, source, h, type_, session, data),
-        Dest::Global(name) => node.send_name(ctx, source, name, type_, session, data),
+        Dest::Handle(h) => node.send(ctx, source, h, r#type, session, data),
+        Dest::Global(name) => node.send_name(ctx, source, name, r#type, session, data),
     }
 }
 
@@ -217,7 +254,7 @@ pub unsafe extern "C" fn skynet_sendname(
     context: *mut skynet_context,
     source: u32,
     destination: *const c_char,
-    type_: c_int,
+    r#type: c_int,
     session: c_int,
     msg: *mut c_void,
     sz: usize,
@@ -232,7 +269,7 @@ pub unsafe extern "C" fn skynet_sendname(
             match node.handles.find_name(local) {
                 Some(h) => Dest::Handle(h),
                 None => {
-                    if type_ & PTYPE_TAG_DONTCOPY != 0 {
+                    if r#type & PTYPE_TAG_DONTCOPY != 0 {
                         // SAFETY: a DONTCOPY buffer is ours in every outcome.
                         drop(unsafe { Payload::from_raw(msg as *mut u8, sz) });
                     }
@@ -243,7 +280,7 @@ pub unsafe extern "C" fn skynet_sendname(
             Dest::Global(&name)
         };
         // SAFETY: per the contract above.
-        unsafe { send(context, source, dest, type_, session, msg, sz) }
+        unsafe { send(context, source, dest, r#type, session, msg, sz) }
     })
 }
 
@@ -253,10 +290,11 @@ pub unsafe extern "C" fn skynet_sendname(
 /// `harbor` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_isremote(
-    _context: *mut skynet_context,
+    context: *mut skynet_context,
     handle: u32,
     harbor: *mut c_int,
 ) -> c_int {
+    let _ = context; // unused, as upstream
     guard("skynet_isremote", 0, || {
         if !harbor.is_null() {
             // SAFETY: non-NULL, writable per the contract.
