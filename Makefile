@@ -56,6 +56,7 @@ test: all
 
 bench: all bmods
 	sh compat-tests/bench/run.sh ./skynet
+	sh compat-tests/bench/lua/run.sh ./skynet
 
 # Regenerates include/*.h with cbindgen from ffi/src/abi/*.rs (configs in ffi/cbindgen/).
 headers:
