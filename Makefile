@@ -17,7 +17,7 @@ LMODS := $(if $(wildcard $(LUA_INC)/lua.h),$(patsubst compat-tests/luaclib/%.c,$
 
 .PHONY: all skynet test bench cmods bmods emods lmods run clean fmt lint headers
 
-all: skynet cmods emods lmods
+all: skynet cmods emods lmods bmods
 
 skynet:
 	$(CARGO) build --release -p skynet-ffi --bin skynet

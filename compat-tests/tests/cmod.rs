@@ -548,3 +548,23 @@ fn error_log_and_missing_callback() {
     out.assert_line(&line(BOOT, "KILL :3"));
     out.assert_no_line_containing("UNEXPECTED");
 }
+
+/// Regression: a worker must hand a service's callback back before the queue leaves
+/// scheduling, or a second worker dispatching the queue at once finds no callback and the
+/// message is lost (seen as a stalled 8-pair ping-pong). Eight pairs on eight workers, a few
+/// runs: every run must finish.
+#[test]
+fn eight_pairs_on_eight_workers_lose_nothing() {
+    let module = compat_tests::repo_root().join("compat-tests/build/bench/bench_pingpong.so");
+    if !module.exists() {
+        eprintln!("SKIP: {} not built (`make` builds it)", module.display());
+        return;
+    }
+    let cpath = format!("{}/?.so", module.parent().unwrap().display());
+    for _ in 0..10 {
+        let extra = format!("thread = 8\nprofile = false\ncpath = {cpath:?}");
+        let out = Node::run(&extra, "bench_pingpong 8 400000", TIMEOUT);
+        out.assert_clean_exit();
+        out.assert_line_containing("BENCH c_pingpong_8pairs ");
+    }
+}
