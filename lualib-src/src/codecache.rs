@@ -25,8 +25,11 @@ enum Mode {
     On,
 }
 
-fn cache() -> &'static Mutex<HashMap<Vec<u8>, Arc<Vec<u8>>>> {
-    static CACHE: OnceLock<Mutex<HashMap<Vec<u8>, Arc<Vec<u8>>>>> = OnceLock::new();
+/// File name -> bytecode.
+type Cache = Mutex<HashMap<Vec<u8>, Arc<Vec<u8>>>>;
+
+fn cache() -> &'static Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
