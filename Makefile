@@ -15,7 +15,7 @@ HEADERS := $(wildcard include/*.h)
 LUA_INC ?= /usr/include/lua5.4
 LMODS := $(if $(wildcard $(LUA_INC)/lua.h),$(patsubst compat-tests/luaclib/%.c,$(BUILD)/luaclib/%.so,$(wildcard compat-tests/luaclib/*.c)))
 
-.PHONY: all skynet test bench cmods bmods emods lmods run clean fmt lint headers
+.PHONY: all skynet test test-lua55 bench cmods bmods emods lmods run clean fmt lint headers
 
 all: skynet cmods emods lmods bmods
 
@@ -51,8 +51,19 @@ $(BUILD)/bench/%.so: compat-tests/bench/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SHARED) -o $@ $<
 
+LUA55_BIN := $(CURDIR)/target-lua55/release/skynet
+
 test: all
 	$(CARGO) test --release --workspace
+	$(MAKE) test-lua55
+
+# The same core with Lua 5.5 (skynet master): unit tests of the Lua modules and every test
+# that runs the executable.
+test-lua55:
+	$(CARGO) test --release -p skynet-lualib --no-default-features --features lua55
+	CARGO_TARGET_DIR=$(CURDIR)/target-lua55 $(CARGO) build --release -p skynet-ffi --no-default-features --features lua55
+	SKYNET_BIN=$(LUA55_BIN) SKYNET_LUA=5.5 $(CARGO) test --release -p compat-tests
+	SKYNET_BIN=$(LUA55_BIN) SKYNET_LUA=5.5 $(CARGO) test --release -p skynet-ffi --test abi_symbols
 
 bench: all bmods
 	sh compat-tests/bench/run.sh ./skynet

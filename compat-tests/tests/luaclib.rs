@@ -11,6 +11,10 @@ const CJSON_DIR: &str = "/usr/lib/x86_64-linux-gnu/lua/5.4";
 
 #[test]
 fn user_lua_c_modules_load_through_cpath() {
+    if std::env::var("SKYNET_LUA").as_deref() == Ok("5.5") {
+        eprintln!("SKIP: the module is built against Lua 5.4 headers; this binary embeds Lua 5.5");
+        return;
+    }
     let root = repo_root();
     let ourmod = root.join("compat-tests/build/luaclib/ourmod.so");
     if !ourmod.exists() {
