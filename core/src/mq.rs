@@ -245,17 +245,24 @@ impl GlobalQueue {
         }
     }
 
-    /// Puts back the queue a worker just finished a turn on, because other queues wait. Wakes a
-    /// sleeper only if that queue still has messages: an emptied queue needs nobody.
-    pub fn requeue(&self, q: Arc<MessageQueue>, has_work: bool) {
-        let sleeping = {
+    /// After a worker's turn on `q`: if other queues wait, `q` goes to the back and the next
+    /// one is returned (one lock for both); otherwise the worker keeps `q` (returned as is).
+    /// Wakes a sleeper only if `q` still has work (`has_work`): an emptied queue needs nobody.
+    pub fn rotate(&self, q: Arc<MessageQueue>, has_work: bool) -> Arc<MessageQueue> {
+        let (next, sleeping) = {
             let mut r = self.run.lock();
-            r.queues.push_back(q);
-            r.sleeping
+            match r.queues.pop_front() {
+                Some(next) => {
+                    r.queues.push_back(q);
+                    (next, r.sleeping)
+                }
+                None => return q,
+            }
         };
         if has_work && sleeping > 0 {
             self.notify_one();
         }
+        next
     }
 
     fn notify_one(&self) {

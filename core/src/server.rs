@@ -673,17 +673,9 @@ impl Node {
         }
         ctx.put_back_callback(held);
         drop(ctx);
-        match self.global.pop() {
-            Some(next) => {
-                // `remaining` may be stale (new messages), which only means no wake-up: the
-                // queue is on the global queue and a worker finds it.
-                // `remaining` may be stale (new messages), which only means no wake-up: the
-                // queue is on the global queue and a worker finds it.
-                self.global.requeue(q, remaining > 0);
-                Some(next)
-            }
-            None => Some(q),
-        }
+        // `remaining` may be stale (new messages), which only means no wake-up: the queue is
+        // on the global queue and a worker finds it.
+        Some(self.global.rotate(q, remaining > 0))
     }
 
     /// Handle of this node's `harbor id << 24` part.
