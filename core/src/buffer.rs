@@ -49,6 +49,17 @@ impl Payload {
         }
     }
 
+    /// A new zero-filled block of `len` bytes (at least one byte is allocated), e.g. to read
+    /// socket data into before handing it to a service.
+    pub fn zeroed(len: usize) -> Payload {
+        // SAFETY: calloc of max(len, 1) bytes; checked for NULL before use.
+        let p = unsafe { libc::calloc(len.max(1), 1) } as *mut u8;
+        if p.is_null() {
+            alloc_failed(len);
+        }
+        Payload { ptr: p, len }
+    }
+
     /// A text payload (copy mode, NUL terminated).
     pub fn text(s: &str) -> Payload {
         Payload::copy_from(s.as_bytes())
@@ -96,6 +107,21 @@ impl Payload {
         }
     }
 
+    /// The bytes, writable (empty for a NULL block).
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        if self.ptr.is_null() {
+            &mut []
+        } else {
+            // SAFETY: by the invariant `len` bytes at `ptr` are ours while we own the block.
+            unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+        }
+    }
+
+    /// Shortens the payload to `len` bytes (the block keeps its size; `free` needs no size).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
     /// For the per-service log: the bytes a PTYPE_SOCKET message's heap pointer (at offset 16 of
     /// `struct skynet_socket_message`) refers to, `n` of them.
     pub fn socket_heap_bytes(&self, n: usize) -> Option<&[u8]> {
@@ -137,6 +163,18 @@ mod tests {
         // SAFETY: raw has len+1 bytes.
         assert_eq!(unsafe { *raw.add(len) }, 0);
         drop(unsafe { Payload::from_raw(raw, len) });
+    }
+
+    #[test]
+    fn zeroed_is_writable_and_truncates() {
+        let mut p = Payload::zeroed(8);
+        assert_eq!(p.as_slice(), &[0; 8]);
+        p.as_mut_slice()[..3].copy_from_slice(b"abc");
+        p.truncate(3);
+        assert_eq!(p.as_slice(), b"abc");
+        p.truncate(10);
+        assert_eq!(p.len(), 3);
+        assert!(!Payload::zeroed(0).is_null());
     }
 
     #[test]

@@ -1,0 +1,765 @@
+//! Unit tests of the socket server: the pure parts (address encoding, send lists, warnings,
+//! ids, event layout) and the socket thread on loopback with a recording sink. Every wait is
+//! bounded.
+
+use super::*;
+use std::net::Shutdown as NetShutdown;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+// --- pure parts ----------------------------------------------------------------------------
+
+#[test]
+fn udp_address_encoding_is_upstreams() {
+    let v4: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    let e = encode_udp_address(&v4);
+    assert_eq!(e, [1, 0x1f, 0x90, 127, 0, 0, 1]);
+    assert_eq!(decode_udp_address(&e), Some(v4));
+    let v6: SocketAddr = "[::1]:258".parse().unwrap();
+    let e = encode_udp_address(&v6);
+    assert_eq!(e.len(), 19);
+    assert_eq!(&e[..3], &[2, 1, 2]);
+    assert_eq!(e[18], 1);
+    assert!(e[3..18].iter().all(|&b| b == 0));
+    assert_eq!(decode_udp_address(&e), Some(v6));
+    // trailing bytes ignored; unknown protocol or short input refused
+    let mut long = encode_udp_address(&v4);
+    long.extend_from_slice(b"xyz");
+    assert_eq!(decode_udp_address(&long), Some(v4));
+    assert_eq!(decode_udp_address(&[0, 1, 2, 3, 4, 5, 6]), None);
+    assert_eq!(decode_udp_address(&[3; 19]), None);
+    assert_eq!(decode_udp_address(&[1, 0, 80, 127]), None);
+    assert_eq!(decode_udp_address(&[]), None);
+    assert_eq!(udp_address_size(1), Some(7));
+    assert_eq!(udp_address_size(2), Some(19));
+    assert_eq!(udp_address_size(0), None);
+}
+
+fn bytes(n: usize, fill: u8) -> Payload {
+    Payload::copy_from(&vec![fill; n])
+}
+
+/// A writer that accepts `budget` bytes in total, recording what it wrote.
+fn writer<'a>(
+    budget: &'a mut usize,
+    log: &'a mut Vec<u8>,
+) -> impl FnMut(&[u8], Option<SocketAddr>) -> WriteResult + 'a {
+    move |buf, _| {
+        if *budget == 0 {
+            return WriteResult::Blocked;
+        }
+        let n = buf.len().min(*budget);
+        *budget -= n;
+        log.extend_from_slice(&buf[..n]);
+        WriteResult::Wrote(n)
+    }
+}
+
+#[test]
+fn send_lists_write_high_before_low_and_finish_a_partial_low_head_first() {
+    let mut l = SendLists::default();
+    l.push_bytes(Priority::High, bytes(3, b'a'));
+    l.push_bytes(Priority::Low, bytes(4, b'x'));
+    l.push_bytes(Priority::Low, bytes(2, b'y'));
+    l.push_bytes(Priority::High, bytes(2, b'b'));
+    assert_eq!(l.size(), 11);
+    let mut written = Vec::new();
+    // High list completely, then 2 of the 4 low bytes.
+    let mut budget = 7;
+    assert!(matches!(
+        l.flush(writer(&mut budget, &mut written)),
+        Flush::Pending
+    ));
+    assert_eq!(written, b"aaabbxx");
+    assert_eq!(l.size(), 4);
+    // A new high-priority buffer queues behind the partial low head, which moved to high.
+    l.push_bytes(Priority::High, bytes(1, b'c'));
+    let mut budget = 100;
+    assert!(matches!(
+        l.flush(writer(&mut budget, &mut written)),
+        Flush::Drained
+    ));
+    assert_eq!(written, b"aaabbxxxxcyy");
+    assert!(l.is_empty());
+    assert_eq!(l.size(), 0);
+}
+
+#[test]
+fn send_lists_report_failures_and_udp_drops() {
+    let mut l = SendLists::default();
+    l.push_bytes(Priority::High, bytes(3, b'a'));
+    l.push_bytes(Priority::High, bytes(3, b'b'));
+    let r = l.flush(|_, _| WriteResult::Failed(io::Error::from_raw_os_error(libc::EPIPE)));
+    assert!(matches!(r, Flush::Failed(_)));
+    assert_eq!(l.size(), 6, "nothing written");
+    // A dropped buffer is gone and the flush stops for this round.
+    assert!(matches!(
+        l.flush(|_, _| WriteResult::Dropped),
+        Flush::Pending
+    ));
+    assert_eq!(l.size(), 3);
+}
+
+#[test]
+fn warnings_fire_at_1_2_4_mib_and_drained_once() {
+    let mut l = SendLists::default();
+    let mut fired = Vec::new();
+    for _ in 0..(5 * 16) {
+        l.push_bytes(Priority::High, bytes(64 * 1024, 0));
+        fired.extend(l.warning());
+    }
+    // 1 MiB = 1024 KiB, then >= 2 MiB, >= 4 MiB.
+    assert_eq!(fired, vec![1024, 2048, 4096]);
+    assert!(!l.take_drained_warning(), "not drained yet");
+    let mut budget = usize::MAX;
+    let mut sink = Vec::new();
+    assert!(matches!(
+        l.flush(writer(&mut budget, &mut sink)),
+        Flush::Drained
+    ));
+    assert!(l.take_drained_warning());
+    assert!(!l.take_drained_warning(), "only once");
+    // The level restarts at 1 MiB; the KiB figure rounds up.
+    l.push_bytes(Priority::High, bytes(WARNING_SIZE + 1, 0));
+    assert_eq!(l.warning(), Some(1025));
+}
+
+#[test]
+fn ids_count_up_map_to_slots_and_wrap_positive() {
+    let s = Slots::new(MAX_SOCKET);
+    let a = s.reserve().unwrap();
+    let b = s.reserve().unwrap();
+    assert_eq!((a, b), (1, 2));
+    assert_eq!(s.get(a), Some((State::Reserve, false)));
+    s.release(a);
+    assert_eq!(s.get(a), None);
+    // Not reused until the counter wraps.
+    assert_eq!(s.reserve(), Some(3));
+    assert_eq!(s.open(), 2);
+    // Live slots are skipped: ids 65536 + 2 and + 3 map onto slots 2 and 3 (held by ids 2, 3).
+    s.alloc_id.store(65536 + 1, Ordering::Relaxed);
+    assert_eq!(s.reserve(), Some(65536 + 4));
+    assert_eq!(slot_of(65536 + 4), 4);
+    // Wrap at 2^31: ids stay positive.
+    s.alloc_id.store(i32::MAX - 1, Ordering::Relaxed);
+    assert_eq!(s.reserve(), Some(i32::MAX));
+    let wrapped = s.reserve().unwrap();
+    assert!(wrapped >= 0, "wrapped id {wrapped}");
+}
+
+#[test]
+fn socket_max_caps_reservations() {
+    let s = Slots::new(2);
+    let a = s.reserve().unwrap();
+    assert!(s.reserve().is_some());
+    assert_eq!(s.reserve(), None);
+    s.release(a);
+    assert!(s.reserve().is_some());
+}
+
+#[test]
+fn event_payload_layout() {
+    let ev = SocketEvent::inline(event::ACCEPT, 7, 9, "127.0.0.1:5");
+    let (p, data) = ev.into_payloads();
+    assert!(data.is_none());
+    let b = p.as_slice();
+    assert_eq!(b.len(), 24 + 11);
+    assert_eq!(i32::from_ne_bytes(b[0..4].try_into().unwrap()), 4);
+    assert_eq!(i32::from_ne_bytes(b[4..8].try_into().unwrap()), 7);
+    assert_eq!(i32::from_ne_bytes(b[8..12].try_into().unwrap()), 9);
+    assert_eq!(&b[16..24], &[0; 8], "inline: buffer NULL");
+    assert_eq!(&b[24..], b"127.0.0.1:5");
+    // Text capped at 128 bytes.
+    let long = SocketEvent::error(1, "e".repeat(300));
+    assert_eq!(long.into_payloads().0.len(), 24 + 128);
+    // Heap form: the buffer pointer is the data block.
+    let ev = SocketEvent {
+        ty: event::DATA,
+        id: 3,
+        ud: 2,
+        data: Some(Payload::copy_from(b"hi")),
+        text: None,
+    };
+    let (p, data) = ev.into_payloads();
+    let data = data.unwrap();
+    assert_eq!(p.len(), 24);
+    let ptr = u64::from_ne_bytes(p.as_slice()[16..24].try_into().unwrap());
+    assert_eq!(ptr as usize, data.as_ptr() as usize);
+    // CLOSE and WARNING: 24 bytes, NULL buffer.
+    let (p, _) = SocketEvent::close(3).into_payloads();
+    assert_eq!(p.len(), 24);
+}
+
+#[test]
+fn strerror_drops_the_os_error_suffix() {
+    let e = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+    assert_eq!(strerror(&e), "Connection refused");
+}
+
+// --- the socket thread on loopback ----------------------------------------------------------
+
+/// A decoded event as a service would see it.
+#[derive(Debug, Clone)]
+struct Ev {
+    owner: u32,
+    ty: i32,
+    id: i32,
+    ud: i32,
+    text: String,
+    data: Vec<u8>,
+}
+
+struct Recorder {
+    tx: StdMutex<mpsc::Sender<Ev>>,
+    logs: Arc<StdMutex<Vec<String>>>,
+}
+
+impl Sink for Recorder {
+    fn deliver(&self, owner: u32, ev: SocketEvent) -> bool {
+        if owner == 999 {
+            return false; // a service that is gone
+        }
+        let text = String::from_utf8_lossy(ev.inline_text()).into_owned();
+        let data = ev
+            .data
+            .as_ref()
+            .map(|d| d.as_slice().to_vec())
+            .unwrap_or_default();
+        let _ = self.tx.lock().unwrap().send(Ev {
+            owner,
+            ty: ev.ty,
+            id: ev.id,
+            ud: ev.ud,
+            text,
+            data,
+        });
+        true
+    }
+    fn log(&self, text: &str) {
+        self.logs.lock().unwrap().push(text.to_owned());
+    }
+    fn now(&self) -> u64 {
+        42
+    }
+}
+
+struct Harness {
+    srv: Arc<SocketServer>,
+    rx: mpsc::Receiver<Ev>,
+    logs: Arc<StdMutex<Vec<String>>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+const WAIT: Duration = Duration::from_secs(5);
+
+impl Harness {
+    fn new(cfg: SocketConfig) -> Harness {
+        let (tx, rx) = mpsc::channel();
+        let logs = Arc::new(StdMutex::new(Vec::new()));
+        let sink = Recorder {
+            tx: StdMutex::new(tx),
+            logs: logs.clone(),
+        };
+        let srv = Arc::new(SocketServer::new(cfg, Box::new(sink)).unwrap());
+        let thread = Some(thread::spawn({
+            let srv = srv.clone();
+            move || srv.run()
+        }));
+        let deadline = Instant::now() + WAIT;
+        while !srv.is_running() {
+            assert!(Instant::now() < deadline, "socket thread did not start");
+            thread::sleep(Duration::from_millis(1));
+        }
+        Harness {
+            srv,
+            rx,
+            logs,
+            thread,
+        }
+    }
+
+    fn next(&self) -> Ev {
+        self.rx
+            .recv_timeout(WAIT)
+            .expect("a socket event within 5 s")
+    }
+
+    /// The next event of type `ty` for socket `id`, skipping others (DATA is collected by
+    /// `read_data`).
+    fn expect(&self, ty: i32, id: i32) -> Ev {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ev = self
+                .rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no event type {ty} for socket {id}"));
+            if ev.ty == ty && ev.id == id {
+                return ev;
+            }
+            assert!(
+                ev.ty != event::ERROR,
+                "unexpected error while waiting for {ty}: {ev:?}"
+            );
+        }
+    }
+
+    /// Collects DATA of `id` until `n` bytes arrived.
+    fn read_data(&self, id: i32, n: usize) -> Vec<u8> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            let ev = self.next();
+            assert_eq!((ev.ty, ev.id), (event::DATA, id), "{ev:?}");
+            assert_eq!(ev.ud as usize, ev.data.len());
+            got.extend_from_slice(&ev.data);
+        }
+        got
+    }
+
+    fn quiet(&self, d: Duration) -> Option<Ev> {
+        self.rx.recv_timeout(d).ok()
+    }
+
+    fn listen(&self, owner: u32, host: &str) -> (i32, u16) {
+        let id = self.srv.listen(owner, Some(host), 0, 32);
+        assert!(id > 0);
+        let ev = self.expect(event::CONNECT, id);
+        assert!(ev.ud > 0, "bound port reported: {ev:?}");
+        self.srv.start(owner, id);
+        assert_eq!(self.expect(event::CONNECT, id).text, "start");
+        (id, ev.ud as u16)
+    }
+
+    /// A loopback client connected to `port` and the server-side id (started by `owner`).
+    fn accept(&self, listen_id: i32, owner: u32, port: u16) -> (TcpStream, i32) {
+        let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let ev = self.expect(event::ACCEPT, listen_id);
+        let local = c.local_addr().unwrap();
+        assert_eq!(ev.text, format!("127.0.0.1:{}", local.port()));
+        self.srv.start(owner, ev.ud);
+        let started = self.expect(event::CONNECT, ev.ud);
+        assert_eq!(started.text, "start");
+        assert_eq!(started.owner, owner);
+        c.set_read_timeout(Some(WAIT)).unwrap();
+        (c, ev.ud)
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.srv.exit();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        assert_eq!(self.srv.open_sockets(), 0, "exit closes every socket");
+    }
+}
+
+fn read_exact(c: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0; n];
+    c.read_exact(&mut buf).unwrap();
+    buf
+}
+
+#[test]
+fn listen_accept_start_echo_close() {
+    let h = Harness::new(SocketConfig::default());
+    let (lid, port) = h.listen(10, "127.0.0.1");
+    let (mut c, id) = h.accept(lid, 11, port);
+    assert_eq!(h.srv.state(id), Some(State::Connected));
+    c.write_all(b"hello").unwrap();
+    let got = h.read_data(id, 5);
+    assert_eq!(got, b"hello");
+    assert_eq!(h.srv.send(id, SendData::Borrowed(b"world")), 0);
+    assert_eq!(h.srv.send(id, SendData::Owned(Payload::copy_from(b"!"))), 0);
+    assert_eq!(read_exact(&mut c, 6), b"world!");
+    // A graceful close with nothing pending: CLOSE at once, the id is invalid.
+    h.srv.close(id);
+    let ev = h.expect(event::CLOSE, id);
+    assert_eq!(ev.owner, 11);
+    assert_eq!(h.srv.send(id, SendData::Borrowed(b"x")), -1);
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    // The listener counts accepts; closing it raises CLOSE.
+    h.srv.close(lid);
+    h.expect(event::CLOSE, lid);
+}
+
+#[test]
+fn large_reads_grow_the_buffer_and_arrive_complete() {
+    let h = Harness::new(SocketConfig::default());
+    let (lid, port) = h.listen(1, "127.0.0.1");
+    let (c, id) = h.accept(lid, 1, port);
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let writer = thread::spawn({
+        let data = data.clone();
+        let mut c = c.try_clone().unwrap();
+        move || c.write_all(&data).unwrap()
+    });
+    let got = h.read_data(id, data.len());
+    writer.join().unwrap();
+    assert_eq!(got, data);
+    c.shutdown(NetShutdown::Both).unwrap();
+}
+
+#[test]
+fn connect_reports_peer_ip_and_refused_port_reports_error() {
+    let h = Harness::new(SocketConfig::default());
+    let (lid, port) = h.listen(1, "127.0.0.1");
+    let id = h.srv.connect(2, "127.0.0.1", i32::from(port));
+    assert!(id > 0);
+    // CONNECT (to the connecting owner) and ACCEPT (to the listener's), in either order.
+    let (a, b) = (h.next(), h.next());
+    let (conn, acc) = if a.ty == event::CONNECT {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!((conn.ty, conn.id), (event::CONNECT, id));
+    assert_eq!((conn.owner, conn.text.as_str()), (2, "127.0.0.1"));
+    assert_eq!((acc.ty, acc.id, acc.owner), (event::ACCEPT, lid, 1));
+    // A port nobody listens on.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = closed.local_addr().unwrap().port();
+    drop(closed);
+    let id = h.srv.connect(2, "127.0.0.1", i32::from(dead));
+    let ev = h.next();
+    assert_eq!((ev.ty, ev.id), (event::ERROR, id), "{ev:?}");
+    assert_eq!(ev.text, "Connection refused");
+    assert_eq!(h.srv.state(id), None);
+    // Unresolvable host and a bad port fail through ERROR too.
+    let id = h.srv.connect(2, "no-such-host.invalid", 80);
+    assert_eq!(h.next().ty, event::ERROR);
+    assert_eq!(h.srv.state(id), None);
+    let long = "a".repeat(240);
+    assert_eq!(h.srv.connect(2, &long, 80), -1);
+}
+
+#[test]
+fn peer_half_close_then_service_sends_and_closes() {
+    let h = Harness::new(SocketConfig::default());
+    let (lid, port) = h.listen(1, "127.0.0.1");
+    let (mut c, id) = h.accept(lid, 1, port);
+    c.write_all(b"question").unwrap();
+    c.shutdown(NetShutdown::Write).unwrap();
+    assert_eq!(h.read_data(id, 8), b"question");
+    h.expect(event::CLOSE, id);
+    assert_eq!(h.srv.state(id), Some(State::HalfcloseRead));
+    // Still writable; close then flushes and closes without a second CLOSE.
+    assert_eq!(h.srv.send(id, SendData::Borrowed(b"answer")), 0);
+    h.srv.close(id);
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"answer");
+    assert!(
+        h.quiet(Duration::from_millis(100)).is_none(),
+        "CLOSE only once"
+    );
+    assert_eq!(h.srv.state(id), None);
+}
+
+#[test]
+fn pause_stops_data_until_start() {
+    let h = Harness::new(SocketConfig::default());
+    let (lid, port) = h.listen(1, "127.0.0.1");
+    let (mut c, id) = h.accept(lid, 1, port);
+    h.srv.pause(id);
+    // pause has no event; make sure it is processed before the data is written.
+    let _ = h.srv.info();
+    c.write_all(b"while paused").unwrap();
+    assert!(h.quiet(Duration::from_millis(200)).is_none());
+    h.srv.start(7, id);
+    let ev = h.expect(event::CONNECT, id);
+    assert_eq!((ev.owner, ev.text.as_str()), (7, "transfer"));
+    let mut got = Vec::new();
+    while got.len() < 12 {
+        let ev = h.next();
+        assert_eq!((ev.ty, ev.owner), (event::DATA, 7));
+        got.extend(ev.data);
+    }
+    assert_eq!(got, b"while paused");
+}
+
+#[test]
+fn start_of_unknown_id_is_an_error_for_the_caller() {
+    let h = Harness::new(SocketConfig::default());
+    h.srv.start(5, 12345);
+    let ev = h.next();
+    assert_eq!(
+        (ev.ty, ev.id, ev.owner, ev.text.as_str()),
+        (event::ERROR, 12345, 5, "invalid socket")
+    );
+}
+
+#[test]
+fn warning_when_peer_does_not_read_then_drained() {
+    let h = Harness::new(SocketConfig::default());
+    let (lid, port) = h.listen(1, "127.0.0.1");
+    let (mut c, id) = h.accept(lid, 1, port);
+    let chunk = vec![7u8; 256 * 1024];
+    let mut sent = 0;
+    let ev = loop {
+        assert!(sent < 64 << 20, "no warning after {sent} bytes");
+        assert_eq!(h.srv.send(id, SendData::Borrowed(&chunk)), 0);
+        sent += chunk.len();
+        if let Some(ev) = h.quiet(Duration::from_millis(1)) {
+            break ev;
+        }
+    };
+    assert_eq!((ev.ty, ev.id), (event::WARNING, id), "{ev:?}");
+    assert!(ev.ud >= 1024, "pending KiB {}", ev.ud);
+    // The peer reads everything: the drained warning (ud 0) follows.
+    let total = sent;
+    let reader = thread::spawn(move || read_exact(&mut c, total).len());
+    let drained = loop {
+        let ev = h.next();
+        assert_eq!((ev.ty, ev.id), (event::WARNING, id));
+        if ev.ud == 0 {
+            break ev;
+        }
+    };
+    assert_eq!(drained.ud, 0);
+    assert_eq!(reader.join().unwrap(), total);
+}
+
+#[test]
+fn send_limit_closes_the_connection() {
+    let h = Harness::new(SocketConfig {
+        max_sockets: 100,
+        send_limit: 4 << 20,
+    });
+    let (lid, port) = h.listen(1, "127.0.0.1");
+    let (_c, id) = h.accept(lid, 1, port);
+    let chunk = vec![1u8; 512 * 1024];
+    for _ in 0..64 {
+        if h.srv.send(id, SendData::Borrowed(&chunk)) != 0 {
+            break;
+        }
+    }
+    let ev = loop {
+        let ev = h.next();
+        if ev.ty != event::WARNING {
+            break ev;
+        }
+    };
+    assert_eq!(
+        (ev.ty, ev.id, ev.text.as_str()),
+        (event::ERROR, id, "send buffer overflow")
+    );
+    assert_eq!(h.srv.state(id), None);
+    assert!(h
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("socket_send_limit")));
+}
+
+#[test]
+fn socket_max_refuses_accepts_with_an_error_on_the_listener() {
+    let h = Harness::new(SocketConfig {
+        max_sockets: 2,
+        send_limit: 0,
+    });
+    let (lid, port) = h.listen(1, "127.0.0.1");
+    let (_c, _id) = h.accept(lid, 1, port);
+    assert_eq!(h.srv.open_sockets(), 2);
+    let mut c2 = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let ev = h.next();
+    assert_eq!(
+        (ev.ty, ev.id, ev.text.as_str()),
+        (event::ERROR, lid, "reach skynet socket number limit")
+    );
+    c2.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = [0u8; 1];
+    assert!(
+        matches!(c2.read(&mut buf), Ok(0) | Err(_)),
+        "closed by the server"
+    );
+    assert_eq!(h.srv.connect(1, "127.0.0.1", 1), -1);
+    assert_eq!(h.srv.udp(1, None, 0), -1);
+}
+
+#[test]
+fn shutdown_discards_pending_and_close_waits_for_flush() {
+    let h = Harness::new(SocketConfig::default());
+    let (lid, port) = h.listen(1, "127.0.0.1");
+    let (c, id) = h.accept(lid, 1, port);
+    // Fill the socket buffers so data stays pending, then close gracefully.
+    let chunk = vec![3u8; 1 << 20];
+    for _ in 0..8 {
+        assert_eq!(h.srv.send(id, SendData::Borrowed(&chunk)), 0);
+    }
+    h.srv.close(id);
+    h.expect(event::CLOSE, id);
+    // Closing: further sends fail at once, but the socket lives until flushed.
+    assert_eq!(h.srv.send(id, SendData::Borrowed(b"late")), -1);
+    let reader = thread::spawn({
+        let mut c = c.try_clone().unwrap();
+        move || {
+            let mut all = Vec::new();
+            c.read_to_end(&mut all).unwrap();
+            all.len()
+        }
+    });
+    assert_eq!(reader.join().unwrap(), 8 << 20);
+    // Immediate shutdown of another connection: CLOSE, peer sees EOF.
+    let (mut c2, id2) = h.accept(lid, 1, port);
+    h.srv.shutdown(id2);
+    h.expect(event::CLOSE, id2);
+    let mut rest = Vec::new();
+    let _ = c2.read_to_end(&mut rest);
+}
+
+#[test]
+fn udp_v4_and_v6_echo_with_encoded_addresses() {
+    let h = Harness::new(SocketConfig::default());
+    for host in ["127.0.0.1", "::1"] {
+        let id = h.srv.udp(3, Some(host), 0);
+        assert!(id > 0);
+        let info = h.srv.info();
+        let me = info.iter().find(|i| i.id == id).expect("listed");
+        assert_eq!(me.kind, info_type::UDP);
+        // Find the bound port through a dial: send to ourselves from a std socket.
+        let peer = UdpSocket::bind((host, 0)).unwrap();
+        peer.set_read_timeout(Some(WAIT)).unwrap();
+        {
+            // udp_dial: a socket whose default peer serves plain sends.
+            let probe = h
+                .srv
+                .udp_dial(3, host, i32::from(peer.local_addr().unwrap().port()));
+            assert!(probe > 0);
+            assert_eq!(h.srv.send(probe, SendData::Borrowed(b"probe")), 0);
+            let mut buf = [0u8; 64];
+            let (n, from) = peer.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"probe");
+            h.srv.close(probe);
+            h.expect(event::CLOSE, probe);
+            assert_ne!(from.port(), 0);
+        }
+        // Datagram into the listening socket `id`: bind a listener with a known port.
+        let lport = {
+            let tmp = UdpSocket::bind((host, 0)).unwrap();
+            tmp.local_addr().unwrap().port()
+        };
+        let lid = h.srv.udp_listen(3, Some(host), i32::from(lport));
+        assert!(lid > 0, "udp_listen {host}:{lport}");
+        peer.send_to(b"ping", (host, lport)).unwrap();
+        let ev = h.expect(event::UDP, lid);
+        assert_eq!(ev.ud, 4);
+        assert_eq!(&ev.data[..4], b"ping");
+        let addr = &ev.data[4..];
+        assert_eq!(addr.len(), if host == "::1" { 19 } else { 7 });
+        assert_eq!(decode_udp_address(addr), Some(peer.local_addr().unwrap()));
+        // Echo back to the encoded address.
+        assert_eq!(h.srv.udp_send(lid, addr, SendData::Borrowed(b"pong")), 0);
+        let mut buf = [0u8; 64];
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"pong");
+        assert_eq!(from.port(), lport);
+        // Bad protocol byte: refused.
+        assert_eq!(h.srv.udp_send(lid, &[9; 19], SendData::Borrowed(b"x")), -1);
+        // A default peer set by udp_connect serves plain sends.
+        let pport = peer.local_addr().unwrap().port();
+        assert_eq!(h.srv.udp_connect(lid, host, i32::from(pport)), 0);
+        assert_eq!(h.srv.send(lid, SendData::Borrowed(b"again")), 0);
+        let (n, _) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"again");
+        h.srv.close(lid);
+        h.expect(event::CLOSE, lid);
+        h.srv.close(id);
+        h.expect(event::CLOSE, id);
+    }
+    assert_eq!(
+        h.srv.udp_listen(3, Some("127.0.0.1"), 0),
+        -1,
+        "port 0 refused"
+    );
+}
+
+#[test]
+fn udp_send_without_peer_logs_address_first() {
+    let h = Harness::new(SocketConfig::default());
+    let id = h.srv.udp(3, None, 0);
+    assert_eq!(h.srv.send(id, SendData::Borrowed(b"x")), 0);
+    let _ = h.srv.info(); // processed
+    assert!(h
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l == &format!("socket-server : set udp ({id}) error: address first.")));
+    // v6 address on a v4 socket: protocol mismatch.
+    h.srv.udp_connect(id, "::1", 9);
+    let ev = h.next();
+    assert_eq!(
+        (ev.ty, ev.text.as_str()),
+        (event::ERROR, "protocol mismatch")
+    );
+}
+
+#[test]
+fn info_lists_live_sockets() {
+    let h = Harness::new(SocketConfig::default());
+    let (lid, port) = h.listen(1, "127.0.0.1");
+    let (mut c, id) = h.accept(lid, 2, port);
+    c.write_all(b"12345").unwrap();
+    h.read_data(id, 5);
+    let info = h.srv.info();
+    let l = info.iter().find(|i| i.id == lid).unwrap();
+    assert_eq!(l.kind, info_type::LISTEN);
+    assert_eq!(l.name, format!("127.0.0.1:{port}"));
+    assert_eq!(l.read, 1, "one accept");
+    assert_eq!(l.opaque, 1);
+    let t = info.iter().find(|i| i.id == id).unwrap();
+    assert_eq!(t.kind, info_type::TCP);
+    assert_eq!(
+        t.name,
+        format!("127.0.0.1:{}", c.local_addr().unwrap().port())
+    );
+    assert_eq!((t.read, t.rtime, t.opaque), (5, 42, 2));
+    assert!(t.reading && !t.writing);
+    // By decreasing slot, as upstream's list.
+    assert!(info.windows(2).all(|w| slot_of(w[0].id) > slot_of(w[1].id)));
+}
+
+#[test]
+fn listen_ipv6_and_events_to_a_gone_owner_are_dropped() {
+    let h = Harness::new(SocketConfig::default());
+    let id = h.srv.listen(1, Some("::1"), 0, 8);
+    let ev = h.expect(event::CONNECT, id);
+    assert_eq!(ev.text, "::1");
+    assert!(ev.ud > 0);
+    // Owner 999 is "gone" for the recorder: its events vanish, the socket stays.
+    let lid2 = h.srv.listen(999, Some("127.0.0.1"), 0, 8);
+    assert!(h.quiet(Duration::from_millis(100)).is_none());
+    assert_eq!(h.srv.state(lid2), Some(State::PListen));
+    assert_eq!(h.srv.listen(1, Some("256.0.0.1"), 0, 8), -1);
+}
+
+#[test]
+fn bind_wraps_a_descriptor_without_closing_it() {
+    let h = Harness::new(SocketConfig::default());
+    let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let dup = a.as_fd().try_clone_to_owned().unwrap();
+    let id = h.srv.bind(4, dup);
+    assert_eq!(h.expect(event::CONNECT, id).text, "binding");
+    b.write_all(b"typed").unwrap();
+    assert_eq!(h.read_data(id, 5), b"typed");
+    assert_eq!(h.srv.send(id, SendData::Borrowed(b"out")), 0);
+    let mut buf = [0u8; 3];
+    b.set_read_timeout(Some(WAIT)).unwrap();
+    b.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"out");
+    let info = h.srv.info();
+    assert_eq!(
+        info.iter().find(|i| i.id == id).unwrap().kind,
+        info_type::BIND
+    );
+    h.srv.close(id);
+    h.expect(event::CLOSE, id);
+    // The original descriptor still works.
+    (&a).write_all(b"still open").unwrap();
+}
