@@ -12,6 +12,7 @@ use crate::log::ServiceLog;
 use crate::module::{Instance, Modules};
 use crate::monitor::MonitorSlot;
 use crate::mq::{GlobalQueue, Message, MessageQueue};
+use crate::socket_server::{NodeSink, SocketConfig, SocketServer};
 use crate::timer::Timer;
 use crate::{harbor, ptype};
 use parking_lot::Mutex;
@@ -355,6 +356,8 @@ pub struct Node {
     /// Handle told about every service exit (MONITOR), 0 if none.
     pub monitor_exit: AtomicU32,
     pub(crate) harbor: harbor::Harbor,
+    /// The socket server, created by [`crate::start::start`] before the first service.
+    socket: OnceLock<SocketServer>,
 }
 
 static NODE: OnceLock<Node> = OnceLock::new();
@@ -382,7 +385,22 @@ impl Node {
             logger: AtomicU32::new(0),
             monitor_exit: AtomicU32::new(0),
             harbor: harbor::Harbor::new(config.harbor),
+            socket: OnceLock::new(),
         })
+    }
+
+    /// The socket server (`None` before the node starts).
+    pub fn socket(&self) -> Option<&SocketServer> {
+        self.socket.get()
+    }
+
+    /// Creates the socket server (the first call only); its thread is started with the others.
+    pub fn init_socket(&self, config: SocketConfig) -> std::io::Result<&SocketServer> {
+        if let Some(s) = self.socket.get() {
+            return Ok(s);
+        }
+        let server = SocketServer::new(config, Box::new(NodeSink))?;
+        Ok(self.socket.get_or_init(|| server))
     }
 
     /// Live contexts (the node stops when this reaches 0).

@@ -1,15 +1,17 @@
 //! Boot and thread orchestration (upstream `skynet_start`).
 //!
 //! Threads: `thread` workers, a timer thread (time, SIGHUP, termination), a monitor thread
-//! (endless loops). The node ends when no live service is left: the timer thread notices, tells
-//! the workers and the monitor to stop, and `start` returns after joining them.
+//! (endless loops), the socket thread. The node ends when no live service is left: the timer
+//! thread notices, tells the socket thread, the workers and the monitor to stop, and `start`
+//! returns after joining them (the socket thread force-closes every socket as it leaves).
 
 use crate::buffer::Payload;
 use crate::command::split_launch;
 use crate::monitor::MonitorSlot;
 use crate::mq::{set_worker_thread, Message};
 use crate::ptype;
-use crate::server::{set_current_handle, thread_kind, CpuClock, Node};
+use crate::server::{panic_text, set_current_handle, thread_kind, CpuClock, Node};
+use crate::socket_server::SocketConfig;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -21,6 +23,8 @@ pub struct StartConfig {
     pub logservice: String,
     pub logger: Option<String>,
     pub bootstrap: String,
+    /// `socket_max`, `socket_send_limit`.
+    pub socket: SocketConfig,
 }
 
 /// Scheduling weight of worker `i`: how much of its queue a turn takes (SURFACE 5.2).
@@ -41,6 +45,10 @@ pub fn start(node: &'static Node, cfg: &StartConfig) -> Result<(), String> {
     let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
         .map_err(|e| format!("can't install the SIGHUP handler: {e}"))?;
+    // Before the first service: a service's init may already open sockets (upstream
+    // `skynet_socket_init`); the requests wait for the socket thread.
+    node.init_socket(cfg.socket)
+        .map_err(|e| format!("socket-server error: can't create the socket server: {e}"))?;
 
     let logger = node
         .launch(&cfg.logservice, cfg.logger.as_deref())
@@ -65,6 +73,7 @@ pub fn start(node: &'static Node, cfg: &StartConfig) -> Result<(), String> {
         move || monitor_thread(node, &slots)
     }));
     threads.push(spawn("timer", move || timer_thread(node, &hup)));
+    threads.push(spawn("socket", move || socket_thread(node)));
     for i in 0..cfg.thread {
         let slots = slots.clone();
         threads.push(spawn(&format!("worker{i}"), move || {
@@ -110,7 +119,24 @@ fn timer_thread(node: &Node, hup: &AtomicBool) {
             reopen_logger(node);
         }
     }
+    if let Some(s) = node.socket() {
+        s.exit();
+    }
     node.global.quit();
+}
+
+fn socket_thread(node: &Node) {
+    set_current_handle(thread_kind::SOCKET);
+    let Some(server) = node.socket() else { return };
+    if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.run())) {
+        node.log(
+            0,
+            format!(
+                "socket-server error: the socket thread panicked: {}",
+                panic_text(&*e)
+            ),
+        );
+    }
 }
 
 /// SIGHUP: tell the `logger` service to reopen its file.

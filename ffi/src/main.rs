@@ -7,6 +7,7 @@ mod config;
 use skynet_core::env::env;
 use skynet_core::module::{CpathFirst, Modules};
 use skynet_core::server::{Node, NodeConfig};
+use skynet_core::socket_server::{SocketConfig, MAX_SOCKET};
 use skynet_core::start::{start, StartConfig};
 use std::process::ExitCode;
 
@@ -98,6 +99,15 @@ fn read_core_keys(file: &str) -> Result<CoreConfig, String> {
     let logger = k.string("logger", None);
     let logservice = k.string("logservice", Some("logger")).unwrap_or_default();
     let profile = k.boolean("profile", true)?;
+    let defaults = SocketConfig::default();
+    let socket = SocketConfig {
+        max_sockets: k.int(
+            "socket_max",
+            defaults.max_sockets as i64,
+            1..=MAX_SOCKET as i64,
+        )? as usize,
+        send_limit: k.int("socket_send_limit", defaults.send_limit as i64, 0..=1 << 40)? as usize,
+    };
     let cpath_first = CpathFirst::parse(&env().get_str("cpath_first").unwrap_or_default());
     Ok(CoreConfig {
         start: StartConfig {
@@ -105,6 +115,7 @@ fn read_core_keys(file: &str) -> Result<CoreConfig, String> {
             logservice,
             logger,
             bootstrap,
+            socket,
         },
         harbor,
         profile,

@@ -62,6 +62,12 @@ fn module_builds_against_headers() {
         .filter_map(|l| l.split_whitespace().last())
         .map(|n| n.split('@').next().unwrap_or(n).to_string())
         .collect();
+    assert!(
+        !imports
+            .iter()
+            .any(|i| i == "skynet_socket_send" || i == "sendbuffer_init_"),
+        "the legacy socket helpers are static inline in skynet_socket.h, not imports"
+    );
     for libc in ["malloc", "calloc", "realloc", "free", "posix_memalign"] {
         assert!(
             imports.iter().any(|i| i == libc),
@@ -78,6 +84,10 @@ fn module_builds_against_headers() {
         "skynet_send",
         "skynet_harbor_send",
         "skynet_lalloc",
+        "skynet_socket_sendbuffer",
+        "skynet_socket_udp_sendbuffer",
+        "skynet_socket_info",
+        "socket_info_release",
     ] {
         assert!(
             imports.iter().any(|i| i == f),

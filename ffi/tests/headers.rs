@@ -11,6 +11,7 @@ const HEADERS: &[(&str, &str, &str)] = &[
     ("skynet_env.h", "env.rs", "skynet_env.toml"),
     ("skynet_harbor.h", "harbor.rs", "skynet_harbor.toml"),
     ("skynet_malloc.h", "malloc.rs", "skynet_malloc.toml"),
+    ("skynet_socket.h", "socket.rs", "skynet_socket.toml"),
 ];
 
 /// Exported for the C shim only: never declared in a public header.

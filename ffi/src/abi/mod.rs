@@ -7,6 +7,7 @@ pub mod env;
 pub mod harbor;
 pub mod malloc;
 pub mod skynet;
+pub mod socket;
 
 use skynet_core::Context;
 use std::ffi::{c_char, CStr};
@@ -32,8 +33,38 @@ const _: () = {
     assert!(skynet::PTYPE_TAG_DONTCOPY == server::PTYPE_TAG_DONTCOPY);
     assert!(skynet::PTYPE_TAG_ALLOCSESSION == server::PTYPE_TAG_ALLOCSESSION);
     assert!(harbor::GLOBALNAME_LENGTH == skynet_core::harbor::GLOBALNAME_LENGTH);
+    {
+        use skynet_core::socket_server::{event, info_type, SOCKET_MESSAGE_SIZE};
+        assert!(socket::SKYNET_SOCKET_TYPE_DATA == event::DATA);
+        assert!(socket::SKYNET_SOCKET_TYPE_CONNECT == event::CONNECT);
+        assert!(socket::SKYNET_SOCKET_TYPE_CLOSE == event::CLOSE);
+        assert!(socket::SKYNET_SOCKET_TYPE_ACCEPT == event::ACCEPT);
+        assert!(socket::SKYNET_SOCKET_TYPE_ERROR == event::ERROR);
+        assert!(socket::SKYNET_SOCKET_TYPE_UDP == event::UDP);
+        assert!(socket::SKYNET_SOCKET_TYPE_WARNING == event::WARNING);
+        assert!(socket::SOCKET_INFO_UNKNOWN == info_type::UNKNOWN);
+        assert!(socket::SOCKET_INFO_LISTEN == info_type::LISTEN);
+        assert!(socket::SOCKET_INFO_TCP == info_type::TCP);
+        assert!(socket::SOCKET_INFO_UDP == info_type::UDP);
+        assert!(socket::SOCKET_INFO_BIND == info_type::BIND);
+        assert!(socket::SOCKET_INFO_CLOSING == info_type::CLOSING);
+        #[cfg(target_pointer_width = "64")]
+        assert!(size_of::<socket::skynet_socket_message>() == SOCKET_MESSAGE_SIZE);
+    }
     #[cfg(target_pointer_width = "64")]
     {
+        assert!(offset_of!(socket::skynet_socket_message, ud) == 8);
+        assert!(offset_of!(socket::skynet_socket_message, buffer) == 16);
+        assert!(size_of::<socket::socket_sendbuffer>() == 24);
+        assert!(offset_of!(socket::socket_sendbuffer, buffer) == 8);
+        assert!(offset_of!(socket::socket_sendbuffer, sz) == 16);
+        assert!(size_of::<socket::socket_info>() == 200);
+        assert!(offset_of!(socket::socket_info, opaque) == 8);
+        assert!(offset_of!(socket::socket_info, wbuffer) == 48);
+        assert!(offset_of!(socket::socket_info, reading) == 56);
+        assert!(offset_of!(socket::socket_info, writing) == 57);
+        assert!(offset_of!(socket::socket_info, name) == 58);
+        assert!(offset_of!(socket::socket_info, next) == 192);
         assert!(size_of::<harbor::remote_name>() == 20);
         assert!(offset_of!(harbor::remote_name, handle) == 16);
         assert!(size_of::<harbor::remote_message>() == 48);

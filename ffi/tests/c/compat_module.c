@@ -16,6 +16,8 @@
 #include "skynet_harbor.h"
 #include "skynet_harbor.h"
 #include "skynet_malloc.h"
+#include "skynet_socket.h"
+#include "skynet_socket.h"
 
 /* Redeclaring libc functions after our headers must not conflict. */
 #include <malloc.h>
@@ -26,7 +28,8 @@
 #include <string.h>
 
 /* Upstream's include guard names. */
-#if !defined(SKYNET_H) || !defined(SKYNET_ENV_H) || !defined(SKYNET_HARBOR_H) || !defined(skynet_malloc_h)
+#if !defined(SKYNET_H) || !defined(SKYNET_ENV_H) || !defined(SKYNET_HARBOR_H) || !defined(skynet_malloc_h) \
+	|| !defined(skynet_socket_h) || !defined(socket_buffer_h) || !defined(socket_info_h)
 #error "include guard names differ from upstream"
 #endif
 
@@ -42,6 +45,19 @@
 #endif
 #if GLOBALNAME_LENGTH != 16 || REMOTE_MAX != 256
 #error "skynet_harbor.h constants"
+#endif
+
+#if SKYNET_SOCKET_TYPE_DATA != 1 || SKYNET_SOCKET_TYPE_CONNECT != 2 || SKYNET_SOCKET_TYPE_CLOSE != 3 \
+	|| SKYNET_SOCKET_TYPE_ACCEPT != 4 || SKYNET_SOCKET_TYPE_ERROR != 5 || SKYNET_SOCKET_TYPE_UDP != 6 \
+	|| SKYNET_SOCKET_TYPE_WARNING != 7
+#error "SKYNET_SOCKET_TYPE_* values"
+#endif
+#if SOCKET_BUFFER_MEMORY != 0 || SOCKET_BUFFER_OBJECT != 1 || SOCKET_BUFFER_RAWPOINTER != 2
+#error "SOCKET_BUFFER_* values"
+#endif
+#if SOCKET_INFO_UNKNOWN != 0 || SOCKET_INFO_LISTEN != 1 || SOCKET_INFO_TCP != 2 || SOCKET_INFO_UDP != 3 \
+	|| SOCKET_INFO_BIND != 4 || SOCKET_INFO_CLOSING != 5
+#error "SOCKET_INFO_* values"
 #endif
 
 /* The allocation names are macros for the libc functions (no skynet_malloc symbol). */
@@ -60,6 +76,30 @@ _Static_assert(offsetof(struct remote_message, destination) == 0, "remote_messag
 _Static_assert(offsetof(struct remote_message, message) == 24, "remote_message.message");
 _Static_assert(offsetof(struct remote_message, sz) == 32, "remote_message.sz");
 _Static_assert(offsetof(struct remote_message, type) == 40, "remote_message.type");
+_Static_assert(sizeof(struct skynet_socket_message) == 24, "skynet_socket_message size");
+_Static_assert(offsetof(struct skynet_socket_message, type) == 0, "skynet_socket_message.type");
+_Static_assert(offsetof(struct skynet_socket_message, id) == 4, "skynet_socket_message.id");
+_Static_assert(offsetof(struct skynet_socket_message, ud) == 8, "skynet_socket_message.ud");
+_Static_assert(offsetof(struct skynet_socket_message, buffer) == 16, "skynet_socket_message.buffer");
+_Static_assert(sizeof(struct socket_sendbuffer) == 24, "socket_sendbuffer size");
+_Static_assert(offsetof(struct socket_sendbuffer, id) == 0, "socket_sendbuffer.id");
+_Static_assert(offsetof(struct socket_sendbuffer, type) == 4, "socket_sendbuffer.type");
+_Static_assert(offsetof(struct socket_sendbuffer, buffer) == 8, "socket_sendbuffer.buffer");
+_Static_assert(offsetof(struct socket_sendbuffer, sz) == 16, "socket_sendbuffer.sz");
+_Static_assert(sizeof(struct socket_info) == 200, "socket_info size");
+_Static_assert(offsetof(struct socket_info, id) == 0, "socket_info.id");
+_Static_assert(offsetof(struct socket_info, type) == 4, "socket_info.type");
+_Static_assert(offsetof(struct socket_info, opaque) == 8, "socket_info.opaque");
+_Static_assert(offsetof(struct socket_info, read) == 16, "socket_info.read");
+_Static_assert(offsetof(struct socket_info, write) == 24, "socket_info.write");
+_Static_assert(offsetof(struct socket_info, rtime) == 32, "socket_info.rtime");
+_Static_assert(offsetof(struct socket_info, wtime) == 40, "socket_info.wtime");
+_Static_assert(offsetof(struct socket_info, wbuffer) == 48, "socket_info.wbuffer");
+_Static_assert(offsetof(struct socket_info, reading) == 56, "socket_info.reading");
+_Static_assert(offsetof(struct socket_info, writing) == 57, "socket_info.writing");
+_Static_assert(offsetof(struct socket_info, name) == 58, "socket_info.name");
+_Static_assert(sizeof(((struct socket_info *)0)->name) == 128, "socket_info.name size");
+_Static_assert(offsetof(struct socket_info, next) == 192, "socket_info.next");
 
 /* Every function, typed exactly as upstream declares it (a mismatch is an error with -Werror). */
 const struct {
@@ -90,6 +130,28 @@ const struct {
 	void *(*memalign)(size_t, size_t);
 	void *(*aligned_alloc)(size_t, size_t);
 	int (*posix_memalign)(void **, size_t, size_t);
+	int (*socket_sendbuffer)(struct skynet_context *, struct socket_sendbuffer *);
+	int (*socket_sendbuffer_lowpriority)(struct skynet_context *, struct socket_sendbuffer *);
+	int (*socket_listen)(struct skynet_context *, const char *, int, int);
+	int (*socket_connect)(struct skynet_context *, const char *, int);
+	int (*socket_bind)(struct skynet_context *, int);
+	void (*socket_close)(struct skynet_context *, int);
+	void (*socket_shutdown)(struct skynet_context *, int);
+	void (*socket_start)(struct skynet_context *, int);
+	void (*socket_pause)(struct skynet_context *, int);
+	void (*socket_nodelay)(struct skynet_context *, int);
+	int (*socket_udp)(struct skynet_context *, const char *, int);
+	int (*socket_udp_connect)(struct skynet_context *, int, const char *, int);
+	int (*socket_udp_dial)(struct skynet_context *, const char *, int);
+	int (*socket_udp_listen)(struct skynet_context *, const char *, int);
+	int (*socket_udp_sendbuffer)(struct skynet_context *, const char *, struct socket_sendbuffer *);
+	const char *(*socket_udp_address)(struct skynet_socket_message *, int *);
+	struct socket_info *(*socket_info)(void);
+	struct socket_info *(*socket_info_create)(struct socket_info *);
+	void (*socket_info_release)(struct socket_info *);
+	int (*socket_send)(struct skynet_context *, int, void *, int);
+	int (*socket_send_lowpriority)(struct skynet_context *, int, void *, int);
+	int (*socket_udp_send)(struct skynet_context *, int, const char *, const void *, int);
 } compat_api = {
 	skynet_error, skynet_command, skynet_queryname, skynet_send, skynet_sendname,
 	skynet_isremote, skynet_callback, skynet_current_handle, skynet_now, skynet_debug_memory,
@@ -98,6 +160,13 @@ const struct {
 	skynet_harbor_exit,
 	skynet_strdup, skynet_lalloc, skynet_malloc, skynet_calloc, skynet_realloc, skynet_free,
 	skynet_memalign, skynet_aligned_alloc, skynet_posix_memalign,
+	skynet_socket_sendbuffer, skynet_socket_sendbuffer_lowpriority, skynet_socket_listen,
+	skynet_socket_connect, skynet_socket_bind, skynet_socket_close, skynet_socket_shutdown,
+	skynet_socket_start, skynet_socket_pause, skynet_socket_nodelay, skynet_socket_udp,
+	skynet_socket_udp_connect, skynet_socket_udp_dial, skynet_socket_udp_listen,
+	skynet_socket_udp_sendbuffer, skynet_socket_udp_address, skynet_socket_info,
+	socket_info_create, socket_info_release,
+	skynet_socket_send, skynet_socket_send_lowpriority, skynet_socket_udp_send,
 };
 
 /* A service in upstream's module shape: <name>_create/_init/_release/_signal. */
@@ -129,10 +198,56 @@ compat_cb(struct skynet_context *ctx, void *ud, int type, int session, uint32_t 
 		}
 		break;
 	}
+	case PTYPE_SOCKET: {
+		/* what gate.so / lua-socket do with a socket event */
+		const struct skynet_socket_message *sm = msg;
+		if (sz < sizeof(*sm))
+			break;
+		switch (sm->type) {
+		case SKYNET_SOCKET_TYPE_DATA:
+			/* echo: ownership of the data passes on (MEMORY) */
+			skynet_socket_send(ctx, sm->id, sm->buffer, sm->ud);
+			break;
+		case SKYNET_SOCKET_TYPE_UDP: {
+			int addrsz = 0;
+			const char *addr = skynet_socket_udp_address((struct skynet_socket_message *)sm, &addrsz);
+			if (addr)
+				skynet_socket_udp_send(ctx, sm->id, addr, sm->buffer, sm->ud);
+			else
+				skynet_free(sm->buffer);
+			break;
+		}
+		case SKYNET_SOCKET_TYPE_CONNECT:
+		case SKYNET_SOCKET_TYPE_ACCEPT:
+		case SKYNET_SOCKET_TYPE_ERROR:
+			skynet_error(ctx, "socket %d: %.*s", sm->id, (int)(sz - sizeof(*sm)), (const char *)(sm + 1));
+			if (sm->type == SKYNET_SOCKET_TYPE_ACCEPT)
+				skynet_socket_start(ctx, sm->ud);
+			break;
+		case SKYNET_SOCKET_TYPE_WARNING:
+			skynet_error(ctx, "socket %d: %d KiB pending", sm->id, sm->ud);
+			break;
+		case SKYNET_SOCKET_TYPE_CLOSE:
+			skynet_socket_close(ctx, sm->id);
+			break;
+		}
+		break;
+	}
 	default:
 		break;
 	}
 	return 0;
+}
+
+/* socket_info as lua-socket walks it */
+int
+compat_socket_count(void) {
+	struct socket_info *si = skynet_socket_info();
+	int n = 0;
+	for (struct socket_info *p = si; p; p = p->next)
+		n += p->type != SOCKET_INFO_UNKNOWN && p->name[sizeof(p->name) - 1] == '\0';
+	socket_info_release(si);
+	return n;
 }
 
 struct compat *
