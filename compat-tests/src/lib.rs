@@ -9,14 +9,18 @@
 //! Module reporting convention: `CHECK <what> ok` / `CHECK <what> FAIL <details>` lines and a
 //! final `DONE`.
 //!
+//! [`Node::spawn`] starts a node without waiting, so a test can watch its log (e.g. for the port
+//! a module listens on) and talk to it over loopback before collecting the output.
+//!
 //! Env `COMPAT_CPATH_EXTRA` (optional) is appended to the generated `cpath` (after a `;`), e.g.
 //! to find a `logger.so` when running the tests against a reference binary.
 
 use std::fmt;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -99,10 +103,26 @@ fn read_all<R: Read + Send + 'static>(mut r: R) -> thread::JoinHandle<Vec<u8>> {
     })
 }
 
+/// A node started by [`Node::spawn`]: its stdout can be watched while it runs (to learn a
+/// port it listens on, say) before [`Running::finish`] collects the [`Output`].
+pub struct Running {
+    child: Child,
+    dir: PathBuf,
+    config: String,
+    lines: mpsc::Receiver<String>,
+    out: thread::JoinHandle<Vec<String>>,
+    err: thread::JoinHandle<Vec<u8>>,
+}
+
 impl Node {
     /// Runs `skynet` with a generated config: `thread = 2`, `harbor = 0`, `cpath`, `bootstrap`,
     /// then `config_extra` (later assignments override earlier ones). Kills it after `timeout`.
     pub fn run(config_extra: &str, bootstrap: &str, timeout: Duration) -> Output {
+        Node::spawn(config_extra, bootstrap).finish(timeout)
+    }
+
+    /// Starts `skynet` as [`Node::run`] does, without waiting.
+    pub fn spawn(config_extra: &str, bootstrap: &str) -> Running {
         let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!(
             "skynet-compat-{}-{}-{}",
@@ -135,31 +155,69 @@ impl Node {
                     bin.display()
                 )
             });
-        let out = read_all(child.stdout.take().expect("stdout"));
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let out = thread::spawn(move || {
+            let mut all = Vec::new();
+            for line in BufReader::new(stdout).split(b'\n') {
+                let Ok(line) = line else { break };
+                let line = String::from_utf8_lossy(&line).into_owned();
+                let _ = tx.send(line.clone());
+                all.push(line);
+            }
+            all
+        });
         let err = read_all(child.stderr.take().expect("stderr"));
+        Running {
+            child,
+            dir,
+            config,
+            lines,
+            out,
+            err,
+        }
+    }
+}
 
+impl Running {
+    /// Waits up to `timeout` for a new stdout line containing `needle`; lines read before are
+    /// not looked at again.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return Some(l),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits for the node to exit by itself (killing it after `timeout`).
+    pub fn finish(mut self, timeout: Duration) -> Output {
         let deadline = Instant::now() + timeout;
         let mut timed_out = false;
         let status = loop {
-            match child.try_wait().expect("wait for skynet") {
+            match self.child.try_wait().expect("wait for skynet") {
                 Some(st) => break st,
                 None if Instant::now() >= deadline => {
                     timed_out = true;
-                    let _ = child.kill();
-                    break child.wait().expect("wait for killed skynet");
+                    let _ = self.child.kill();
+                    break self.child.wait().expect("wait for killed skynet");
                 }
                 None => thread::sleep(Duration::from_millis(10)),
             }
         };
-        let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
-        let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
-        let _ = std::fs::remove_dir_all(&dir);
+        let stdout_lines = self.out.join().unwrap_or_default();
+        let stderr = String::from_utf8_lossy(&self.err.join().unwrap_or_default()).into_owned();
+        let _ = std::fs::remove_dir_all(&self.dir);
         Output {
             status: status.code(),
             timed_out,
-            stdout_lines: stdout.lines().map(str::to_owned).collect(),
+            stdout_lines,
             stderr,
-            config,
+            config: self.config,
         }
     }
 }
