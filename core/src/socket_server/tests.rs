@@ -763,3 +763,23 @@ fn bind_wraps_a_descriptor_without_closing_it() {
     // The original descriptor still works.
     (&a).write_all(b"still open").unwrap();
 }
+
+#[test]
+fn low_priority_waits_for_high_while_data_is_pending() {
+    let h = Harness::new(SocketConfig::default());
+    let (lid, port) = h.listen(1, "127.0.0.1");
+    let (mut c, id) = h.accept(lid, 1, port);
+    // The peer does not read yet: a big first send stays pending.
+    let big = vec![b'H'; 8 << 20];
+    assert_eq!(h.srv.send(id, SendData::Borrowed(&big)), 0);
+    assert_eq!(h.srv.send_lowpriority(id, SendData::Borrowed(b"low")), 0);
+    assert_eq!(h.srv.send(id, SendData::Borrowed(b"high")), 0);
+    let _ = h.srv.info(); // all three processed
+    let got = read_exact(&mut c, big.len() + 7);
+    assert!(got[..big.len()].iter().all(|&b| b == b'H'));
+    assert_eq!(&got[big.len()..], b"highlow");
+    // With nothing pending, a low-priority send goes out at once.
+    assert_eq!(h.srv.send_lowpriority(id, SendData::Borrowed(b"now")), 0);
+    assert_eq!(read_exact(&mut c, 3), b"now");
+    assert_eq!(h.srv.send_lowpriority(77777, SendData::Borrowed(b"x")), -1);
+}
