@@ -17,8 +17,10 @@
 //!   `socket_send_limit` that closes the connection.
 //! - `socket_max` caps the open sockets (upstream: the 65536 slots).
 //!
-//! Unlike upstream, a send never writes from the caller's thread: the socket thread writes a
-//! TCP send at once when nothing is pending (upstream waits for the next EPOLLOUT there).
+//! A high-priority TCP send to an idle connection (connected, nothing pending, none of its
+//! sends still queued) is written by the caller's thread at once, as upstream's direct write;
+//! the rest goes to the socket thread, which also writes a queued send at once when nothing is
+//! pending (upstream waits for the next EPOLLOUT there).
 
 use crate::buffer::Payload;
 use crate::mq::Message;
@@ -35,7 +37,7 @@ use std::net::{
 };
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 /// Slots of the socket table: ids map to `id % MAX_SOCKET`.
 pub const MAX_SOCKET: usize = 1 << 16;
@@ -371,9 +373,25 @@ pub fn slot_of(id: i32) -> usize {
     id as u32 as usize % MAX_SOCKET
 }
 
+/// The direct-write side of a slot (upstream's `dw_*` fields and `sending` counter): a caller
+/// may write a send itself, under this lock, when the socket is idle (connected, nothing
+/// pending, not closing: set by the socket thread) and none of its sends is still queued.
+#[derive(Default)]
+struct Direct {
+    id: i32,
+    stream: Option<Arc<TcpStream>>,
+    idle: bool,
+    /// Sends queued for the socket thread and not yet handled.
+    inflight: u32,
+    /// Bytes written directly, and when (merged into `socket_info`).
+    written: u64,
+    wtime: u64,
+}
+
 /// Id allocation and the per-slot (id, state, closing) word every thread can read.
 pub struct Slots {
     cells: Box<[AtomicU64]>,
+    direct: Box<[Mutex<Direct>]>,
     alloc_id: AtomicI32,
     open: AtomicUsize,
     max: usize,
@@ -383,6 +401,9 @@ impl Slots {
     pub fn new(max: usize) -> Slots {
         Slots {
             cells: (0..MAX_SOCKET).map(|_| AtomicU64::new(0)).collect(),
+            direct: (0..MAX_SOCKET)
+                .map(|_| Mutex::new(Direct::default()))
+                .collect(),
             alloc_id: AtomicI32::new(0),
             open: AtomicUsize::new(0),
             max: max.clamp(1, MAX_SOCKET),
@@ -427,6 +448,11 @@ impl Slots {
                 )
                 .is_ok()
             {
+                // From now on every send to this id is counted (see `Direct`).
+                *self.direct[slot_of(id)].lock() = Direct {
+                    id,
+                    ..Direct::default()
+                };
                 return Some(id);
             }
             // Someone else took it meanwhile: retry without counting.
@@ -447,6 +473,9 @@ impl Slots {
 
     /// Frees the slot of a reserved or live id.
     fn release(&self, id: i32) {
+        // Drop the shared stream first: the descriptor closes with the last reference.
+        let old = std::mem::take(&mut *self.direct[slot_of(id)].lock());
+        drop(old);
         self.cells[slot_of(id)].store(pack(id, State::Invalid, false), Ordering::Release);
         self.open.fetch_sub(1, Ordering::AcqRel);
     }
@@ -646,6 +675,21 @@ impl SendData<'_> {
             SendData::Borrowed(b) => Payload::copy_from(b),
         }
     }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            SendData::Owned(p) => p.as_slice(),
+            SendData::Borrowed(b) => b,
+        }
+    }
+
+    /// What is left after `n` bytes went out: (block, offset into it).
+    fn into_rest(self, n: usize) -> (Payload, usize) {
+        match self {
+            SendData::Owned(p) => (p, n),
+            SendData::Borrowed(b) => (Payload::copy_from(&b[n.min(b.len())..]), 0),
+        }
+    }
 }
 
 /// One live socket as `skynet_socket_info` lists it (SURFACE 7.9).
@@ -701,8 +745,12 @@ enum Request {
     Send {
         id: i32,
         data: Payload,
+        /// Bytes of `data` already written (by a direct write).
+        offset: usize,
         priority: Priority,
         udp: Option<SocketAddr>,
+        /// Counted in the slot's `inflight`.
+        counted: bool,
     },
     SetUdp {
         id: i32,
@@ -877,9 +925,12 @@ impl SocketServer {
     }
 
     /// High-priority send: 0, or -1 (data released) if the id is invalid or closing.
+    ///
+    /// When the connection is idle (nothing pending or queued) the caller's thread writes at
+    /// once, as upstream; what the socket does not take goes to the socket thread.
     pub fn send(&self, id: i32, data: SendData<'_>) -> i32 {
         match self.slots.get(id) {
-            Some((_, false)) => self.queue_send(id, data.into_payload(), Priority::High, None),
+            Some((_, false)) => self.queue_send(id, data, Priority::High, None),
             _ => -1,
         }
     }
@@ -887,7 +938,7 @@ impl SocketServer {
     /// Low-priority send: 0, or -1 (data released) only for an invalid id.
     pub fn send_lowpriority(&self, id: i32, data: SendData<'_>) -> i32 {
         match self.slots.get(id) {
-            Some(_) => self.queue_send(id, data.into_payload(), Priority::Low, None),
+            Some(_) => self.queue_send(id, data, Priority::Low, None),
             None => -1,
         }
     }
@@ -895,16 +946,52 @@ impl SocketServer {
     fn queue_send(
         &self,
         id: i32,
-        data: Payload,
+        data: SendData<'_>,
         priority: Priority,
         udp: Option<SocketAddr>,
     ) -> i32 {
-        if self.submit(Request::Send {
+        // The slot lock is held until the request is queued: sends of one id reach the socket
+        // thread in the order they were made, and never behind a later direct write.
+        let mut d = self.slots.direct[slot_of(id)].lock();
+        let counted = d.id == id;
+        let (data, offset) = match (&d.stream, priority, udp) {
+            (Some(stream), Priority::High, None) if counted && d.idle && d.inflight == 0 => {
+                let bytes = data.as_slice();
+                let n = loop {
+                    match (&**stream).write(bytes) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        // Would block, or an error the socket thread will meet and report.
+                        Err(_) => break 0,
+                    }
+                };
+                if n > 0 {
+                    d.written += n as u64;
+                    d.wtime = self.sink.now();
+                }
+                if n == bytes.len() {
+                    return 0;
+                }
+                d.idle = false;
+                data.into_rest(n)
+            }
+            _ => (data.into_payload(), 0),
+        };
+        if counted {
+            d.inflight += 1;
+        }
+        let queued = self.submit(Request::Send {
             id,
             data,
+            offset,
             priority,
             udp,
-        }) {
+            counted,
+        });
+        if !queued && counted {
+            d.inflight -= 1;
+        }
+        if queued {
             0
         } else {
             -1
@@ -983,7 +1070,7 @@ impl SocketServer {
             return -1;
         }
         match decode_udp_address(address) {
-            Some(peer) => self.queue_send(id, data.into_payload(), Priority::High, Some(peer)),
+            Some(peer) => self.queue_send(id, data, Priority::High, Some(peer)),
             None => -1,
         }
     }
@@ -1069,7 +1156,8 @@ fn bind_socket(host: Option<&str>, port: i32, ty: Type) -> io::Result<(RawSocket
 
 enum Io {
     Listener(TcpListener),
-    Stream(TcpStream),
+    /// Shared with the slot table for direct writes from the caller's thread.
+    Stream(Arc<TcpStream>),
     Udp(UdpSocket),
     /// A duplicate of a descriptor given to `bind`.
     Bound(File),
@@ -1087,7 +1175,7 @@ impl Io {
 
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Io::Stream(s) => (&*s).read(buf),
+            Io::Stream(s) => (&**s).read(buf),
             Io::Bound(f) => (&*f).read(buf),
             _ => Err(io::ErrorKind::Unsupported.into()),
         }
@@ -1096,7 +1184,7 @@ impl Io {
     fn write(&self, buf: &[u8]) -> io::Result<usize> {
         loop {
             let r = match self {
-                Io::Stream(s) => (&*s).write(buf),
+                Io::Stream(s) => (&**s).write(buf),
                 Io::Bound(f) => (&*f).write(buf),
                 _ => Err(io::ErrorKind::Unsupported.into()),
             };
@@ -1156,6 +1244,14 @@ impl Socket {
             rtime: 0,
             wtime: 0,
         }
+    }
+
+    /// Callers may write directly: a connected TCP stream with nothing pending.
+    fn direct_idle(&self) -> bool {
+        self.state == State::Connected
+            && !self.closing
+            && self.lists.is_empty()
+            && matches!(self.io, Io::Stream(_))
     }
 
     fn nomore_sending(&self) -> bool {
@@ -1276,6 +1372,12 @@ impl Env<'_> {
         {
             Ok(()) => {
                 self.sync(&s);
+                if let Io::Stream(stream) = &s.io {
+                    let mut d = self.server.slots.direct[slot_of(s.id)].lock();
+                    if d.id == s.id {
+                        d.stream = Some(stream.clone());
+                    }
+                }
                 Ok(s)
             }
             Err(_) => {
@@ -1395,7 +1497,13 @@ impl Env<'_> {
             } else {
                 State::Connecting
             };
-            let s = Socket::new(id, owner, Io::Stream(stream), protocol::TCP, state);
+            let s = Socket::new(
+                id,
+                owner,
+                Io::Stream(Arc::new(stream)),
+                protocol::TCP,
+                state,
+            );
             let Ok(s) = self.register(s, true, !immediate) else {
                 self.emit(
                     owner,
@@ -1483,6 +1591,7 @@ impl Env<'_> {
         &mut self,
         s: &mut Socket,
         data: Payload,
+        offset: usize,
         priority: Priority,
         udp: Option<SocketAddr>,
     ) -> After {
@@ -1497,8 +1606,13 @@ impl Env<'_> {
         if s.protocol == protocol::TCP {
             let was_empty = s.lists.is_empty();
             // Nothing pending: even a low-priority send goes to the high list.
+            let buf = WriteBuf {
+                offset: offset.min(data.len()),
+                data,
+                udp: None,
+            };
             s.lists
-                .push_bytes(if was_empty { Priority::High } else { priority }, data);
+                .push(if was_empty { Priority::High } else { priority }, buf);
             if was_empty {
                 if matches!(
                     s.state,
@@ -1529,8 +1643,8 @@ impl Env<'_> {
                 return After::Keep;
             }
             let buf = WriteBuf {
+                offset: offset.min(data.len()),
                 data,
-                offset: 0,
                 udp: Some(peer),
             };
             if s.lists.is_empty() {
@@ -1850,7 +1964,7 @@ impl Env<'_> {
             let s = Socket::new(
                 id,
                 l.owner,
-                Io::Stream(stream),
+                Io::Stream(Arc::new(stream)),
                 protocol::TCP,
                 State::PAccept,
             );
@@ -1974,7 +2088,21 @@ impl Worker<'_> {
                 }
             }
         }
+        self.refresh_direct(id, false);
         self.deliver();
+    }
+
+    /// Publishes whether callers may write to `id` directly; `handled` also counts down one
+    /// queued send (after it was handled, so no direct write overtakes it).
+    fn refresh_direct(&self, id: i32, handled: bool) {
+        let idle = self.sockets.get(&id).is_some_and(Socket::direct_idle);
+        let mut d = self.env.server.slots.direct[slot_of(id)].lock();
+        if d.id == id {
+            d.idle = idle;
+            if handled {
+                d.inflight = d.inflight.saturating_sub(1);
+            }
+        }
     }
 
     fn add(&mut self, s: Option<Socket>) {
@@ -1988,6 +2116,7 @@ impl Worker<'_> {
         match r {
             Request::Start { id, owner } => {
                 self.env.start(self.sockets.get_mut(&id), id, owner);
+                self.refresh_direct(id, false);
                 self.deliver();
             }
             Request::Pause { id } => self.with_socket(id, |env, s| {
@@ -2022,9 +2151,16 @@ impl Worker<'_> {
             Request::Send {
                 id,
                 data,
+                offset,
                 priority,
                 udp,
-            } => self.with_socket(id, |env, s| env.send(s, data, priority, udp)),
+                counted,
+            } => {
+                self.with_socket(id, |env, s| env.send(s, data, offset, priority, udp));
+                if counted {
+                    self.refresh_direct(id, true);
+                }
+            }
             Request::SetUdp { id, peer } => self.with_socket(id, |env, s| {
                 env.set_udp(s, peer);
                 After::Keep
@@ -2051,7 +2187,19 @@ impl Worker<'_> {
     }
 
     fn info(&self) -> Vec<SocketInfo> {
-        let mut list: Vec<SocketInfo> = self.sockets.values().filter_map(Socket::info).collect();
+        let mut list: Vec<SocketInfo> = self
+            .sockets
+            .values()
+            .filter_map(|s| {
+                let mut info = s.info()?;
+                let d = self.env.server.slots.direct[slot_of(s.id)].lock();
+                if d.id == s.id {
+                    info.write += d.written;
+                    info.wtime = info.wtime.max(d.wtime);
+                }
+                Some(info)
+            })
+            .collect();
         list.sort_by_key(|i| std::cmp::Reverse(slot_of(i.id)));
         list
     }

@@ -783,3 +783,62 @@ fn low_priority_waits_for_high_while_data_is_pending() {
     assert_eq!(read_exact(&mut c, 3), b"now");
     assert_eq!(h.srv.send_lowpriority(77777, SendData::Borrowed(b"x")), -1);
 }
+
+/// Several threads send numbered messages to one connection while the peer reads slowly at
+/// first: sends mix direct writes and queued ones, and each thread's messages must arrive
+/// whole and in order.
+#[test]
+fn concurrent_senders_keep_each_senders_order() {
+    let h = Harness::new(SocketConfig::default());
+    let (lid, port) = h.listen(1, "127.0.0.1");
+    let (mut c, id) = h.accept(lid, 1, port);
+    const THREADS: usize = 4;
+    const MSGS: usize = 3000;
+    let senders: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let srv = h.srv.clone();
+            thread::spawn(move || {
+                for i in 0..MSGS {
+                    // "<t>:<i>;" padded with '.' to a length that varies (up to ~2 KiB).
+                    let mut m = format!("{t}:{i}").into_bytes();
+                    m.resize(8 + (i * 131 + t * 17) % 2000, b'.');
+                    m.push(b';');
+                    let r = if i % 2 == 0 {
+                        srv.send(id, SendData::Borrowed(&m))
+                    } else {
+                        srv.send(id, SendData::Owned(Payload::copy_from(&m)))
+                    };
+                    assert_eq!(r, 0);
+                }
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(50)); // let data pile up first
+    let mut next = [0usize; THREADS];
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while next.iter().any(|&n| n < MSGS) {
+        assert!(Instant::now() < deadline, "stuck at {next:?}");
+        let n = c.read(&mut chunk).unwrap();
+        assert!(n > 0, "EOF at {next:?}");
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(end) = buf.iter().position(|&b| b == b';') {
+            let msg: Vec<u8> = buf.drain(..=end).collect();
+            let head = String::from_utf8_lossy(&msg);
+            let head = head.trim_end_matches([';', '.']);
+            let (t, i) = head.split_once(':').expect("t:i");
+            let (t, i): (usize, usize) = (t.parse().unwrap(), i.parse().unwrap());
+            assert_eq!(i, next[t], "thread {t}: message {i} out of order");
+            let want = 8 + (i * 131 + t * 17) % 2000 + 1;
+            assert_eq!(msg.len(), want, "thread {t} message {i} length");
+            next[t] += 1;
+        }
+    }
+    for s in senders {
+        s.join().unwrap();
+    }
+    let info = h.srv.info();
+    let me = info.iter().find(|i| i.id == id).unwrap();
+    assert!(me.write > 0 && me.wtime == 42);
+}
