@@ -11,6 +11,8 @@
 //! fully: global names resolve to local services, messages to other harbors come back as
 //! PTYPE_ERROR.
 
+pub mod wire;
+
 use skynet_core::harbor::{GLOBALNAME_LENGTH, REMOTE_MESSAGE_SIZE};
 use skynet_core::module::{Instance, Module};
 use skynet_core::{node, ptype, Context, Message, Payload};
