@@ -5,6 +5,7 @@
 
 use crate::lua::{ffi, push_bytes, raise, set_funcs, to_bytes, type_name, CFunction};
 use crate::seri;
+use crate::vm::Vm;
 use ffi::lua_State;
 use skynet_core::command::{command, CommandResult};
 use skynet_core::server::{Callback, PTYPE_TAG_ALLOCSESSION, PTYPE_TAG_DONTCOPY};
@@ -331,6 +332,11 @@ impl Callback for LuaCallback {
         // SAFETY: the VM is this service's; the stack holds [traceback, func]; the call is
         // protected, so no error escapes.
         let r = unsafe {
+            // SIGNAL 0 hooks the running coroutine: until the callback resumes one, that is
+            // the callback's own thread.
+            if let Some(vm) = Vm::of(l) {
+                vm.switch_to(l);
+            }
             if self.first {
                 // The previous dispatcher's thread can go now: it is no longer running.
                 self.first = false;

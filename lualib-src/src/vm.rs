@@ -144,8 +144,10 @@ impl Vm {
             .compare_exchange(1, -1, Ordering::AcqRel, Ordering::Acquire);
     }
 
-    /// Records `l` as the running coroutine, arming the hook if a signal is pending.
-    fn switch_to(&self, l: *mut lua_State) {
+    /// Records `l` as the running coroutine, arming the hook if a signal is pending. The
+    /// dispatcher calls it with its own thread before running the Lua callback, so SIGNAL 0
+    /// reaches code running right in the callback too.
+    pub fn switch_to(&self, l: *mut lua_State) {
         self.active.store(l, Ordering::Release);
         if self.trap.load(Ordering::Acquire) != 0 {
             // SAFETY: l is a live coroutine of this VM, on this thread.
