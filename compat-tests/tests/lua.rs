@@ -130,7 +130,11 @@ fn lua_send_sessions_redirect_errors() {
         echo(0, 2, ""), // the NULL light userdata with size 0
         echo(12, 2, "end"),
     ];
-    assert_eq!(out.texts_from(3), want, "messages seen by echo\n{out}");
+    assert_eq!(
+        texts_starting(&out, 3, "ECHO "),
+        want,
+        "messages seen by echo\n{out}"
+    );
     // The sink (:4) got echo's replies to the redirected requests, then our "end".
     let want_sink = vec![
         "ECHO type=1 session=77 src=:00000003 sz=15 text=[echo:redirected]".to_owned(),
@@ -139,7 +143,7 @@ fn lua_send_sessions_redirect_errors() {
         echo(13, 2, "end"),
     ];
     assert_eq!(
-        out.texts_from(4),
+        texts_starting(&out, 4, "ECHO "),
         want_sink,
         "messages seen by the sink\n{out}"
     );
