@@ -1,4 +1,5 @@
-//! `skynet.codecache`: `mode([m])` per VM ("ON", "EXIST", "OFF"), `clear()`, `loadfile`.
+//! `skynet.codecache`: `mode([m])` per VM ("ON", "EXIST", "OFF"; `mode()` answers the mode,
+//! `mode(m)` sets it and answers nothing), `clear()`, `loadfile`.
 //!
 //! The mode is recorded (and answered) per VM; compiled chunks are not shared across VMs yet,
 //! so every mode loads from source.
@@ -26,6 +27,7 @@ unsafe extern "C-unwind" fn mode(l: *mut lua_State) -> c_int {
             let m = ffi::luaL_checkoption(l, 1, std::ptr::null(), MODES.as_ptr());
             ffi::lua_pushstring(l, MODES[m as usize]);
             ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, MODE_KEY.as_ptr());
+            return 0; // setting answers nothing, as upstream
         }
         if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, MODE_KEY.as_ptr()) != ffi::LUA_TSTRING {
             ffi::lua_pop(l, 1);
