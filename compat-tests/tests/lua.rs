@@ -651,11 +651,11 @@ fn lua_misc_error_trace_clock_profile_coroutine_memory_codecache() {
         line(BOOT, "MISC single"),
         line(BOOT, "42"),
         line(BOOT, "MISC tostring x"),
-        line(BOOT, "1 MISC number tostring"),
         line(BOOT, "MISC two"),
         "lines".to_owned(),
         line(BOOT, &long),
         line(BOOT, "MISC "),
+        line(BOOT, "1 MISC number tostring"),
     ]);
     // trace: "<TRACE tag> <ns> user" [" : " source:line ...]
     let trace = |tag: &str, user: &str, levels: usize| {

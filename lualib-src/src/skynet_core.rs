@@ -332,7 +332,7 @@ impl Callback for LuaCallback {
             // SIGNAL 0 hooks the running coroutine: until the callback resumes one, that is
             // the callback's own thread.
             if let Some(vm) = Vm::of(l) {
-                vm.switch_to(l);
+                vm.switch_to(l); // the callback's thread, about to run here
             }
             if self.first {
                 // The previous dispatcher's thread can go now: it is no longer running.
