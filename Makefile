@@ -10,10 +10,14 @@ CMODS := $(patsubst compat-tests/cmod/%.c,$(BUILD)/%.so,$(wildcard compat-tests/
 EMODS := $(patsubst examples/cservice/%.c,examples/build/%.so,$(wildcard examples/cservice/*.c))
 BMODS := $(patsubst compat-tests/bench/%.c,$(BUILD)/bench/%.so,$(wildcard compat-tests/bench/*.c))
 HEADERS := $(wildcard include/*.h)
+# A user's own Lua C module (compat-tests/luaclib) builds against stock Lua 5.4 headers
+# (Debian: liblua5.4-dev); without them it is skipped and its test says so.
+LUA_INC ?= /usr/include/lua5.4
+LMODS := $(if $(wildcard $(LUA_INC)/lua.h),$(patsubst compat-tests/luaclib/%.c,$(BUILD)/luaclib/%.so,$(wildcard compat-tests/luaclib/*.c)))
 
-.PHONY: all skynet test bench cmods bmods emods run clean fmt lint headers
+.PHONY: all skynet test test-lua55 bench cmods bmods emods lmods run clean fmt lint headers
 
-all: skynet cmods emods
+all: skynet cmods emods lmods bmods
 
 skynet:
 	$(CARGO) build --release -p skynet-ffi --bin skynet
@@ -24,6 +28,12 @@ cmods: $(CMODS)
 bmods: $(BMODS)
 
 emods: $(EMODS)
+
+lmods: $(LMODS)
+
+$(BUILD)/luaclib/%.so: compat-tests/luaclib/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -Wall -Wextra -fPIC -I$(LUA_INC) $(SHARED) -o $@ $<
 
 examples/build/%.so: examples/cservice/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -41,11 +51,23 @@ $(BUILD)/bench/%.so: compat-tests/bench/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SHARED) -o $@ $<
 
+LUA55_BIN := $(CURDIR)/target-lua55/release/skynet
+
 test: all
 	$(CARGO) test --release --workspace
+	$(MAKE) test-lua55
+
+# The same core with Lua 5.5 (skynet master): unit tests of the Lua modules and every test
+# that runs the executable.
+test-lua55:
+	$(CARGO) test --release -p skynet-lualib --no-default-features --features lua55
+	CARGO_TARGET_DIR=$(CURDIR)/target-lua55 $(CARGO) build --release -p skynet-ffi --no-default-features --features lua55
+	SKYNET_BIN=$(LUA55_BIN) SKYNET_LUA=5.5 $(CARGO) test --release -p compat-tests
+	SKYNET_BIN=$(LUA55_BIN) SKYNET_LUA=5.5 $(CARGO) test --release -p skynet-ffi --test abi_symbols
 
 bench: all bmods
 	sh compat-tests/bench/run.sh ./skynet
+	sh compat-tests/bench/lua/run.sh ./skynet
 
 # Regenerates include/*.h with cbindgen from ffi/src/abi/*.rs (configs in ffi/cbindgen/).
 headers:

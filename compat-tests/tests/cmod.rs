@@ -548,3 +548,59 @@ fn error_log_and_missing_callback() {
     out.assert_line(&line(BOOT, "KILL :3"));
     out.assert_no_line_containing("UNEXPECTED");
 }
+
+/// Regression: a worker must hand a service's callback back before the queue leaves
+/// scheduling, or a second worker dispatching the queue at once finds no callback and the
+/// message is lost (seen as a stalled 8-pair ping-pong). Eight pairs on eight workers, a few
+/// runs: every run must finish.
+#[test]
+fn eight_pairs_on_eight_workers_lose_nothing() {
+    let module = compat_tests::repo_root().join("compat-tests/build/bench/bench_pingpong.so");
+    if !module.exists() {
+        eprintln!("SKIP: {} not built (`make` builds it)", module.display());
+        return;
+    }
+    let cpath = format!("{}/?.so", module.parent().unwrap().display());
+    for _ in 0..10 {
+        let extra = format!("thread = 8\nprofile = false\ncpath = {cpath:?}");
+        let out = Node::run(&extra, "bench_pingpong 8 400000", TIMEOUT);
+        out.assert_clean_exit();
+        out.assert_line_containing("BENCH c_pingpong_8pairs ");
+    }
+}
+
+/// The overload warning (SURFACE 5.4): a queue growing past 1024, 2048, 4096... pending
+/// messages is reported once per threshold, with the pending length, from the service.
+#[test]
+fn overload_warning_at_doubling_thresholds() {
+    let module = compat_tests::repo_root().join("compat-tests/build/bench/bench_flood.so");
+    if !module.exists() {
+        eprintln!("SKIP: {} not built (`make` builds it)", module.display());
+        return;
+    }
+    let cpath = format!("{}/?.so", module.parent().unwrap().display());
+    // One callback floods 10000 messages into the sink before the sink can drain them.
+    let extra = format!("thread = 1\ncpath = {cpath:?}");
+    let out = Node::run(&extra, "bench_flood 10000 10000", TIMEOUT);
+    out.assert_clean_exit();
+    let marker = "error: May overload, message queue length = ";
+    let lengths: Vec<usize> = out
+        .stdout_lines
+        .iter()
+        .filter_map(|l| l.split_once(marker).map(|(_, n)| n.parse().unwrap()))
+        .collect();
+    assert!(!lengths.is_empty(), "no overload warning\n{out}");
+    let mut threshold = 1024;
+    for n in &lengths {
+        assert!(
+            *n > threshold,
+            "warning at {n} <= threshold {threshold}\n{out}"
+        );
+        while threshold < *n {
+            threshold *= 2;
+        }
+    }
+    // With one worker the sink starts with all 10000 queued: warnings for 1024..8192 fold
+    // into one (the threshold doubles past the length at once).
+    assert_eq!(lengths, vec![9999], "{out}");
+}

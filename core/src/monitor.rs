@@ -24,7 +24,9 @@ impl MonitorSlot {
     pub fn trigger(&self, source: u32, destination: u32) {
         self.source.store(source, Ordering::Relaxed);
         self.destination.store(destination, Ordering::Relaxed);
-        self.version.fetch_add(1, Ordering::Release);
+        // Only this slot's worker writes the version: a plain increment, no locked instruction.
+        let v = self.version.load(Ordering::Relaxed);
+        self.version.store(v.wrapping_add(1), Ordering::Release);
     }
 
     /// Called by the monitor thread; flags and reports a service stuck since the last check.

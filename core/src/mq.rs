@@ -12,7 +12,7 @@ use crate::buffer::Payload;
 use parking_lot::{Condvar, Mutex};
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Pending length above which the first overload warning fires; it doubles after each warning.
@@ -105,11 +105,30 @@ impl MessageQueue {
     /// Pops the head message. An empty pop takes the queue out of scheduling and resets the
     /// overload threshold.
     pub fn pop(&self) -> Option<Message> {
-        self.pop_counted().map(|p| p.message)
+        match self.pop_counted() {
+            Some(p) => Some(p.message),
+            None => {
+                self.leave_scheduling();
+                None
+            }
+        }
+    }
+
+    /// Takes an empty queue out of scheduling; false if a message arrived meanwhile (then the
+    /// caller still owns the queue and must go on dispatching it).
+    pub fn leave_scheduling(&self) -> bool {
+        let mut s = self.state.lock();
+        if s.messages.is_empty() {
+            s.in_global = false;
+            true
+        } else {
+            false
+        }
     }
 
     /// Pops the head message with what dispatch needs to know in the same lock: how many
-    /// remain, and the overload length to warn about (read and cleared).
+    /// remain, and the overload length to warn about (read and cleared). An empty pop resets
+    /// the overload threshold but leaves the queue scheduled: see [`Self::leave_scheduling`].
     pub fn pop_counted(&self) -> Option<Popped> {
         let mut s = self.state.lock();
         match s.messages.pop_front() {
@@ -128,7 +147,6 @@ impl MessageQueue {
             }
             None => {
                 s.threshold = OVERLOAD_THRESHOLD;
-                s.in_global = false;
                 None
             }
         }
@@ -173,14 +191,23 @@ pub fn set_worker_thread() {
     IS_WORKER.with(|w| w.set(true));
 }
 
+struct RunQueue {
+    queues: VecDeque<Arc<MessageQueue>>,
+    /// Workers parked or about to park. Kept under the same lock as `queues`, so a scheduler
+    /// either sees a sleeper or the sleeper sees its queue: no fences needed.
+    sleeping: usize,
+}
+
 /// The global run queue plus the idle-worker parking lot.
+///
+/// Lock order: `park` before `run` (a parking worker holds `park` while it checks `run`);
+/// schedulers take `run`, release it, then take `park` to notify.
 pub struct GlobalQueue {
-    queue: Mutex<VecDeque<Arc<MessageQueue>>>,
+    run: Mutex<RunQueue>,
     park: Mutex<()>,
     wake: Condvar,
     /// Only for threads that sleep until quit (monitor): they must not eat worker wake-ups.
     quit_wait: Condvar,
-    sleeping: AtomicUsize,
     quit: AtomicBool,
 }
 
@@ -193,11 +220,13 @@ impl Default for GlobalQueue {
 impl GlobalQueue {
     pub fn new() -> GlobalQueue {
         GlobalQueue {
-            queue: Mutex::new(VecDeque::new()),
+            run: Mutex::new(RunQueue {
+                queues: VecDeque::new(),
+                sleeping: 0,
+            }),
             park: Mutex::new(()),
             wake: Condvar::new(),
             quit_wait: Condvar::new(),
-            sleeping: AtomicUsize::new(0),
             quit: AtomicBool::new(false),
         }
     }
@@ -206,58 +235,73 @@ impl GlobalQueue {
     /// is the only queue waiting: that worker takes it itself after its current turn, which
     /// keeps ping-pong traffic on one thread without a futex call per message.
     pub fn push(&self, q: Arc<MessageQueue>) {
-        let len = {
-            let mut g = self.queue.lock();
-            g.push_back(q);
-            g.len()
+        let (len, sleeping) = {
+            let mut r = self.run.lock();
+            r.queues.push_back(q);
+            (r.queues.len(), r.sleeping)
         };
-        // Pairs with the fence in `park`: either the sleeper sees our queue or we see it asleep.
-        fence(Ordering::SeqCst);
-        if self.sleeping.load(Ordering::Relaxed) > 0 && (len > 1 || !IS_WORKER.with(|w| w.get())) {
-            let _g = self.park.lock();
-            self.wake.notify_one();
+        if sleeping > 0 && (len > 1 || !IS_WORKER.with(|w| w.get())) {
+            self.notify_one();
         }
     }
 
-    /// Puts back the queue a worker just finished a turn on, because other queues wait. Wakes a
-    /// sleeper only if that queue still has messages: an emptied queue needs nobody.
-    pub fn requeue(&self, q: Arc<MessageQueue>, has_work: bool) {
-        self.queue.lock().push_back(q);
-        if has_work {
-            fence(Ordering::SeqCst);
-            self.wake_one();
+    /// After a worker's turn on `q`: if other queues wait, `q` goes to the back and the next
+    /// one is returned (one lock for both); otherwise the worker keeps `q` (returned as is).
+    /// Wakes a sleeper only if `q` still has work (`has_work`): an emptied queue needs nobody.
+    pub fn rotate(&self, q: Arc<MessageQueue>, has_work: bool) -> Arc<MessageQueue> {
+        let (next, sleeping) = {
+            let mut r = self.run.lock();
+            match r.queues.pop_front() {
+                Some(next) => {
+                    r.queues.push_back(q);
+                    (next, r.sleeping)
+                }
+                None => return q,
+            }
+        };
+        if has_work && sleeping > 0 {
+            self.notify_one();
         }
+        next
+    }
+
+    fn notify_one(&self) {
+        let _g = self.park.lock();
+        self.wake.notify_one();
     }
 
     pub fn pop(&self) -> Option<Arc<MessageQueue>> {
-        self.queue.lock().pop_front()
+        self.run.lock().queues.pop_front()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.queue.lock().is_empty()
+        self.run.lock().queues.is_empty()
     }
 
     /// Blocks the calling worker until work may be there or the node quits.
     pub fn park(&self) {
         let mut g = self.park.lock();
-        self.sleeping.fetch_add(1, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        if self.is_empty() && !self.quit.load(Ordering::Acquire) {
-            self.wake.wait(&mut g);
+        {
+            let mut r = self.run.lock();
+            if !r.queues.is_empty() || self.is_quit() {
+                return;
+            }
+            r.sleeping += 1;
         }
-        self.sleeping.fetch_sub(1, Ordering::Relaxed);
+        self.wake.wait(&mut g);
+        drop(g);
+        self.run.lock().sleeping -= 1;
     }
 
     /// Wakes one sleeping worker, if any (timer and socket threads use this).
     pub fn wake_one(&self) {
-        if self.sleeping.load(Ordering::Relaxed) > 0 {
-            let _g = self.park.lock();
-            self.wake.notify_one();
+        if self.sleeping() > 0 {
+            self.notify_one();
         }
     }
 
     pub fn sleeping(&self) -> usize {
-        self.sleeping.load(Ordering::Relaxed)
+        self.run.lock().sleeping
     }
 
     /// Tells every worker to finish.

@@ -247,7 +247,9 @@ impl Context {
                 log.output(&msg);
             }
         }
-        self.message_count.fetch_add(1, Ordering::Relaxed);
+        // Counters written only by the dispatching worker: no read-modify-write atomics needed.
+        let count = self.message_count.load(Ordering::Relaxed);
+        self.message_count.store(count + 1, Ordering::Relaxed);
         if self.callback_version.load(Ordering::Acquire) != held.version {
             let stale = std::mem::replace(held, self.take_callback());
             drop(stale);
@@ -266,8 +268,9 @@ impl Context {
             self.cpu_start.store(start, Ordering::Relaxed);
             call(cb);
             let end = clock.refresh();
+            let cost = self.cpu_cost.load(Ordering::Relaxed);
             self.cpu_cost
-                .fetch_add(end.saturating_sub(start), Ordering::Relaxed);
+                .store(cost + end.saturating_sub(start), Ordering::Relaxed);
         } else {
             call(cb);
         }
@@ -645,9 +648,15 @@ impl Node {
         let mut remaining = 0;
         while i < n {
             let Some(popped) = q.pop_counted() else {
+                // The callback goes back before the queue leaves scheduling: once it has left,
+                // another worker may schedule and dispatch it at once.
                 ctx.put_back_callback(held);
-                drop(ctx);
-                return self.global.pop();
+                if q.leave_scheduling() {
+                    drop(ctx);
+                    return self.global.pop();
+                }
+                held = ctx.take_callback(); // a message arrived meanwhile: go on
+                continue;
             };
             remaining = popped.remaining;
             if i == 0 && weight >= 0 {
@@ -664,15 +673,9 @@ impl Node {
         }
         ctx.put_back_callback(held);
         drop(ctx);
-        match self.global.pop() {
-            Some(next) => {
-                // `remaining` may be stale (new messages), which only means no wake-up: the
-                // queue is on the global queue and a worker finds it.
-                self.global.requeue(q, remaining > 0);
-                Some(next)
-            }
-            None => Some(q),
-        }
+        // `remaining` may be stale (new messages), which only means no wake-up: the queue is
+        // on the global queue and a worker finds it.
+        Some(self.global.rotate(q, remaining > 0))
     }
 
     /// Handle of this node's `harbor id << 24` part.

@@ -1,6 +1,7 @@
 //! skynet's built-in services, written in Rust: found by LAUNCH under the names upstream's
 //! `cservice/*.so` have (see `skynet_core::module` for the lookup order).
 
+pub mod harbor;
 pub mod logger;
 pub mod snlua;
 
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 /// Registers every built-in service module.
 pub fn register(modules: &mut Modules) {
+    modules.add_builtin("harbor", Arc::new(harbor::HarborModule));
     modules.add_builtin("logger", Arc::new(logger::LoggerModule));
     modules.add_builtin("snlua", Arc::new(snlua::SnluaModule));
 }

@@ -115,6 +115,7 @@ fn start_lua(vm: &Vm, ctx: &Context, args: &[u8]) -> Result<(), String> {
         ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, c"LUA_NOENV".as_ptr());
         ffi::luaL_openlibs(l);
         preload(l);
+        codecache::install(l);
         ffi::luaL_requiref(
             l,
             c"skynet.profile".as_ptr(),
@@ -148,7 +149,7 @@ fn start_lua(vm: &Vm, ctx: &Context, args: &[u8]) -> Result<(), String> {
             ffi::lua_setglobal(l, name.as_ptr());
         }
         ffi::lua_pushcfunction(l, traceback);
-        let loaded = ffi::luaL_loadfilex(l, loader.as_ptr(), std::ptr::null());
+        let loaded = codecache::load_file(l, &loader, std::ptr::null());
         if loaded != ffi::LUA_OK {
             let err = error_text(l);
             ffi::lua_settop(l, 0);

@@ -268,3 +268,50 @@ fn links_libm() {
         bin.display()
     );
 }
+
+/// The whole Lua C API of the embedded Lua is exported, so a user's Lua C module loaded
+/// through `package.cpath` resolves against the executable. The list is the one
+/// ffi/csrc/lua_exports.c keeps linked (the entries shared by Lua 5.4 and 5.5, plus the
+/// version-specific block of the binary under test).
+#[test]
+fn lua_c_api_is_exported() {
+    let Some(bin) = binary() else {
+        eprintln!("SKIP: no skynet binary built");
+        return;
+    };
+    let src =
+        std::fs::read_to_string(repo().join("ffi/csrc/lua_exports.c")).expect("lua_exports.c");
+    let table = &src[src.find("skynet_lua_api[]").expect("the API table")..];
+    let lua55 = std::env::var("SKYNET_LUA").as_deref() == Ok("5.5");
+    let mut wanted = Vec::new();
+    let mut section = "common";
+    for line in table.lines() {
+        match line.trim() {
+            "#ifdef SKYNET_LUA55" => section = "55",
+            "#else" => section = "54",
+            "#endif" => section = "common",
+            l => {
+                let applies = section == "common" || (section == "55") == lua55;
+                if applies {
+                    wanted.extend(
+                        l.split("(void *)&")
+                            .skip(1)
+                            .map(|s| s.trim_end_matches([',', ' ']).to_owned()),
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        wanted.len() > 140,
+        "parsed only {} Lua API names",
+        wanted.len()
+    );
+    let have = exported(&bin);
+    let missing: Vec<&String> = wanted.iter().filter(|n| !have.contains(*n)).collect();
+    assert!(
+        missing.is_empty(),
+        "Lua API not exported by {}: {missing:?}",
+        bin.display()
+    );
+}

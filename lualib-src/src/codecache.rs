@@ -1,16 +1,198 @@
-//! `skynet.codecache`: `mode([m])` per VM ("ON", "EXIST", "OFF"; `mode()` answers the mode,
-//! `mode(m)` sets it and answers nothing), `clear()`, `loadfile`.
+//! The code cache (`skynet.codecache`): Lua files compiled once per process.
 //!
-//! The mode is recorded (and answered) per VM; compiled chunks are not shared across VMs yet,
-//! so every mode loads from source.
+//! Upstream's patched Lua shares function prototypes between VMs. With a stock Lua we keep the
+//! compiled chunk (its bytecode, debug information included) per file name, and later loads
+//! of that file in any VM undump it instead of parsing the source again. The cache serves the
+//! loader, `loadfile` and `require` (snlua installs [`install`]).
+//!
+//! Per-VM mode (`mode([m])`; `mode()` answers the mode, `mode(m)` sets it and answers nothing,
+//! as upstream): "ON" (default) uses the cache and fills it, "EXIST" only uses what is there,
+//! "OFF" always reads the source. `clear()` empties the cache, so edited files
+//! are read again (as upstream's hot-fix flow expects).
 
-use crate::lua::{ffi, new_lib, CFunction};
+use crate::lua::{ffi, new_lib, to_bytes, CFunction};
 use ffi::lua_State;
-use std::ffi::{c_int, CStr};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::sync::{Arc, OnceLock};
 
 const MODE_KEY: &CStr = c"skynet.codecache.mode";
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Off,
+    Exist,
+    On,
+}
+
+/// File name -> bytecode.
+type Cache = Mutex<HashMap<Vec<u8>, Arc<Vec<u8>>>>;
+
+fn cache() -> &'static Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The VM's mode (default ON).
+unsafe fn mode_of(l: *mut lua_State) -> Mode {
+    // SAFETY: valid state.
+    unsafe {
+        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, MODE_KEY.as_ptr());
+        let m = match to_bytes(l, -1) {
+            Some(b"OFF") => Mode::Off,
+            Some(b"EXIST") => Mode::Exist,
+            _ => Mode::On,
+        };
+        ffi::lua_pop(l, 1);
+        m
+    }
+}
+
+unsafe extern "C-unwind" fn write_chunk(
+    _l: *mut lua_State,
+    p: *const c_void,
+    sz: usize,
+    ud: *mut c_void,
+) -> c_int {
+    // SAFETY: ud is the Vec passed by `load_file`; p has sz bytes.
+    unsafe {
+        let out = &mut *(ud as *mut Vec<u8>);
+        out.extend_from_slice(std::slice::from_raw_parts(p as *const u8, sz));
+    }
+    0
+}
+
+/// `luaL_loadfilex` through the cache: pushes the chunk (or an error message) and returns the
+/// load status.
+///
+/// # Safety
+/// `l` is a valid state; `filename` a C string.
+pub unsafe fn load_file(l: *mut lua_State, filename: &CStr, mode: *const c_char) -> c_int {
+    // SAFETY: valid state.
+    let vm_mode = unsafe { mode_of(l) };
+    let key = filename.to_bytes();
+    if vm_mode != Mode::Off {
+        let hit = cache().lock().get(key).cloned();
+        if let Some(code) = hit {
+            // SAFETY: the bytecode was produced by lua_dump of this same Lua build.
+            let status = unsafe {
+                ffi::luaL_loadbufferx(
+                    l,
+                    code.as_ptr() as *const c_char,
+                    code.len(),
+                    filename.as_ptr(),
+                    c"b".as_ptr(),
+                )
+            };
+            if status == ffi::LUA_OK {
+                return status;
+            }
+            // SAFETY: pop the error and fall back to the source.
+            unsafe { ffi::lua_pop(l, 1) };
+        }
+    }
+    // SAFETY: valid state and C strings.
+    let status = unsafe { ffi::luaL_loadfilex(l, filename.as_ptr(), mode) };
+    if status == ffi::LUA_OK && vm_mode == Mode::On {
+        let mut code = Vec::new();
+        // SAFETY: the chunk is on the top of the stack; the writer appends to `code`.
+        let dumped =
+            unsafe { ffi::lua_dump(l, write_chunk, &mut code as *mut Vec<u8> as *mut c_void, 0) };
+        if dumped == 0 && !code.is_empty() {
+            cache().lock().insert(key.to_vec(), Arc::new(code));
+        }
+    }
+    status
+}
+
+/// Replacement for the base library's `loadfile(filename [, mode [, env]])`.
+unsafe extern "C-unwind" fn loadfile(l: *mut lua_State) -> c_int {
+    // SAFETY: valid state; the raising checks run before anything is owned.
+    unsafe {
+        let fname = ffi::luaL_optlstring(l, 1, std::ptr::null(), std::ptr::null_mut());
+        let mode = ffi::luaL_optlstring(l, 2, std::ptr::null(), std::ptr::null_mut());
+        let env = if ffi::lua_type(l, 3) != ffi::LUA_TNONE {
+            3
+        } else {
+            0
+        };
+        let status = if fname.is_null() {
+            ffi::luaL_loadfilex(l, fname, mode)
+        } else {
+            load_file(l, CStr::from_ptr(fname), mode)
+        };
+        if status == ffi::LUA_OK {
+            if env != 0 {
+                ffi::lua_pushvalue(l, env);
+                if ffi::lua_setupvalue(l, -2, 1).is_null() {
+                    ffi::lua_pop(l, 1);
+                }
+            }
+            1
+        } else {
+            ffi::lua_pushnil(l);
+            ffi::lua_insert(l, -2);
+            2
+        }
+    }
+}
+
+/// `package.searchers[2]` through the cache: finds `name` on `package.path` (upvalue 1 is
+/// the package table) and loads it.
+unsafe extern "C-unwind" fn search_lua(l: *mut lua_State) -> c_int {
+    // SAFETY: valid state; raising calls happen while nothing of ours is alive.
+    unsafe {
+        let name = ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+        ffi::lua_getfield(l, ffi::lua_upvalueindex(1), c"path".as_ptr());
+        let path = ffi::lua_tolstring(l, -1, std::ptr::null_mut());
+        if path.is_null() {
+            return ffi::luaL_error(l, c"'package.path' must be a string".as_ptr());
+        }
+        ffi::lua_getfield(l, ffi::lua_upvalueindex(1), c"searchpath".as_ptr());
+        ffi::lua_pushvalue(l, 1);
+        ffi::lua_pushvalue(l, -3);
+        ffi::lua_call(l, 2, 2);
+        if ffi::lua_type(l, -2) != ffi::LUA_TSTRING {
+            return 1; // the "no file ..." message
+        }
+        ffi::lua_pop(l, 1);
+        let filename = ffi::lua_tolstring(l, -1, std::ptr::null_mut());
+        if load_file(l, CStr::from_ptr(filename), std::ptr::null()) == ffi::LUA_OK {
+            ffi::lua_pushvalue(l, -2);
+            2
+        } else {
+            ffi::luaL_error(
+                l,
+                c"error loading module '%s' from file '%s':\n\t%s".as_ptr(),
+                name,
+                filename,
+                ffi::lua_tolstring(l, -1, std::ptr::null_mut()),
+            )
+        }
+    }
+}
+
+/// Installs the cached `loadfile` and the cached Lua-file searcher of `require`.
+///
+/// # Safety
+/// `l` is a valid state with the base and package libraries open.
+pub unsafe fn install(l: *mut lua_State) {
+    // SAFETY: valid state with `package` loaded.
+    unsafe {
+        ffi::lua_pushcfunction(l, loadfile);
+        ffi::lua_setglobal(l, c"loadfile".as_ptr());
+        ffi::lua_getglobal(l, c"package".as_ptr());
+        ffi::lua_getfield(l, -1, c"searchers".as_ptr());
+        ffi::lua_pushvalue(l, -2);
+        ffi::lua_pushcclosure(l, search_lua, 1);
+        ffi::lua_rawseti(l, -2, 2);
+        ffi::lua_pop(l, 2);
+    }
+}
+
 unsafe extern "C-unwind" fn clear(_l: *mut lua_State) -> c_int {
+    cache().lock().clear();
     0
 }
 
@@ -18,7 +200,7 @@ unsafe extern "C-unwind" fn mode(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe {
         if ffi::lua_type(l, 1) > ffi::LUA_TNIL {
-            const MODES: [*const std::ffi::c_char; 4] = [
+            const MODES: [*const c_char; 4] = [
                 c"OFF".as_ptr(),
                 c"EXIST".as_ptr(),
                 c"ON".as_ptr(),
@@ -29,25 +211,24 @@ unsafe extern "C-unwind" fn mode(l: *mut lua_State) -> c_int {
             ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, MODE_KEY.as_ptr());
             return 0; // setting answers nothing, as upstream
         }
-        if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, MODE_KEY.as_ptr()) != ffi::LUA_TSTRING {
-            ffi::lua_pop(l, 1);
-            ffi::lua_pushstring(l, c"ON".as_ptr());
-        }
+        let name = match mode_of(l) {
+            Mode::Off => c"OFF",
+            Mode::Exist => c"EXIST",
+            Mode::On => c"ON",
+        };
+        ffi::lua_pushstring(l, name.as_ptr());
     }
     1
 }
 
-/// `require "skynet.codecache"` (needs the base library's `loadfile`).
+/// `require "skynet.codecache"`: {clear, mode, loadfile}.
 ///
 /// # Safety
 /// Called by Lua as a C function.
 pub unsafe extern "C-unwind" fn luaopen_skynet_codecache(l: *mut lua_State) -> c_int {
-    const FUNCS: [(&CStr, CFunction); 2] = [(c"clear", clear), (c"mode", mode)];
+    const FUNCS: [(&CStr, CFunction); 3] =
+        [(c"clear", clear), (c"mode", mode), (c"loadfile", loadfile)];
     // SAFETY: valid state.
-    unsafe {
-        new_lib(l, &FUNCS);
-        ffi::lua_getglobal(l, c"loadfile".as_ptr());
-        ffi::lua_setfield(l, -2, c"loadfile".as_ptr());
-    }
+    unsafe { new_lib(l, &FUNCS) };
     1
 }

@@ -219,11 +219,18 @@ unsafe extern "C" fn lalloc(
 ) -> *mut c_void {
     // SAFETY: ud is the owning Vm (set at lua_newstate).
     let vm = unsafe { &*(ud as *const Vm) };
+    // Only the thread running the VM allocates, so the counters need no read-modify-write
+    // atomics (they are atomics only so that other threads can read them).
+    let stat = &vm.stat;
     let old = if ptr.is_null() { 0 } else { osize };
     if nsize == 0 {
         if !ptr.is_null() {
-            vm.stat.bytes.fetch_sub(old, Ordering::Relaxed);
-            vm.stat.blocks.fetch_sub(1, Ordering::Relaxed);
+            let bytes = stat.bytes.load(Ordering::Relaxed);
+            stat.bytes
+                .store(bytes.saturating_sub(old), Ordering::Relaxed);
+            let blocks = stat.blocks.load(Ordering::Relaxed);
+            stat.blocks
+                .store(blocks.saturating_sub(1), Ordering::Relaxed);
             // SAFETY: ptr came from this allocator (libc).
             unsafe { libc::free(ptr) };
         }
@@ -242,7 +249,8 @@ unsafe extern "C" fn lalloc(
     }
     vm.stat.bytes.store(new_mem, Ordering::Relaxed);
     if ptr.is_null() {
-        vm.stat.blocks.fetch_add(1, Ordering::Relaxed);
+        let blocks = stat.blocks.load(Ordering::Relaxed);
+        stat.blocks.store(blocks + 1, Ordering::Relaxed);
     }
     let report = vm.mem_report.load(Ordering::Relaxed);
     if new_mem > report {
