@@ -7,7 +7,8 @@
 //! prints to stdout as `[:%08x] <text>`.
 //!
 //! Module reporting convention: `CHECK <what> ok` / `CHECK <what> FAIL <details>` lines and a
-//! final `DONE`.
+//! final `DONE`. The Lua test services (`compat-tests/lua/t_*.lua`, run by `tests/lua.rs`
+//! through our `loader.lua`) follow it too, with the helper module `compat-tests/lua/t.lua`.
 //!
 //! Env `COMPAT_CPATH_EXTRA` (optional) is appended to the generated `cpath` (after a `;`), e.g.
 //! to find a `logger.so` when running the tests against a reference binary.
