@@ -11,6 +11,7 @@ pub mod profile;
 pub mod seri;
 pub mod skynet_core;
 pub mod socket_message;
+pub mod socketdriver;
 #[cfg(test)]
 mod testlua;
 pub mod vm;
@@ -25,6 +26,10 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
     (c"skynet.memory", memory::luaopen_skynet_memory),
     (c"skynet.codecache", codecache::luaopen_skynet_codecache),
     (c"skynet.netpack", netpack::luaopen_skynet_netpack),
+    (
+        c"skynet.socketdriver",
+        socketdriver::luaopen_skynet_socketdriver,
+    ),
 ];
 
 /// Makes every built-in module `require`-able in `l` through `package.preload`.
