@@ -2,6 +2,7 @@
 //! the `snlua` service needs. Everything here talks to Lua through its C API (`mlua::ffi`):
 //! this crate is the Lua-glue edge where `unsafe` lives (see [`lua`] for the error rule).
 
+pub mod client_socket;
 pub mod cmem;
 pub mod codecache;
 pub mod lua;
@@ -30,6 +31,7 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
         c"skynet.socketdriver",
         socketdriver::luaopen_skynet_socketdriver,
     ),
+    (c"client.socket", client_socket::luaopen_client_socket),
 ];
 
 /// Makes every built-in module `require`-able in `l` through `package.preload`.
