@@ -219,6 +219,30 @@ impl Queue {
         self.poisoned.clear();
     }
 
+    /// Feeds one DATA payload for `fd` and returns the packets it completed, in order: the
+    /// framing without Lua (for the fuzz target and tests). `Err` when the limits are hit.
+    pub fn feed(&mut self, fd: c_int, bytes: &[u8]) -> Result<Vec<Vec<u8>>, ()> {
+        match self.filter_data(fd, CBlock::copy_from(bytes)) {
+            Outcome::Nothing => Ok(Vec::new()),
+            Outcome::Overflow { .. } => Err(()),
+            Outcome::Data { ptr, size, .. } => {
+                let block = match NonNull::new(ptr) {
+                    // SAFETY: the outcome hands us ownership of this libc block of `size` bytes.
+                    Some(p) => unsafe { CBlock::from_raw(p, size) },
+                    None => return Ok(vec![Vec::new()]),
+                };
+                Ok(vec![block.as_slice().to_vec()])
+            }
+            Outcome::More => {
+                let mut out = Vec::new();
+                while let Some(p) = self.pop() {
+                    out.push(p.data.as_slice().to_vec());
+                }
+                Ok(out)
+            }
+        }
+    }
+
     /// Handles the payload of a DATA message for `fd` (the block is consumed).
     fn filter_data(&mut self, fd: c_int, data: CBlock) -> Outcome {
         if self.poisoned.contains(&fd) || data.is_empty() {
