@@ -58,6 +58,10 @@ pub struct Limits {
     pub max_bytes: usize,
 }
 
+/// A queue's pending limits were hit (the fd's data is dropped from then on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsExceeded;
+
 /// The limits every new queue gets. A gate that pops after each `"more"` (as gateserver does)
 /// only comes near them when one read delivers a burst that large.
 pub const DEFAULT_LIMITS: Limits = Limits {
@@ -221,10 +225,10 @@ impl Queue {
 
     /// Feeds one DATA payload for `fd` and returns the packets it completed, in order: the
     /// framing without Lua (for the fuzz target and tests). `Err` when the limits are hit.
-    pub fn feed(&mut self, fd: c_int, bytes: &[u8]) -> Result<Vec<Vec<u8>>, ()> {
+    pub fn feed(&mut self, fd: c_int, bytes: &[u8]) -> Result<Vec<Vec<u8>>, LimitsExceeded> {
         match self.filter_data(fd, CBlock::copy_from(bytes)) {
             Outcome::Nothing => Ok(Vec::new()),
-            Outcome::Overflow { .. } => Err(()),
+            Outcome::Overflow { .. } => Err(LimitsExceeded),
             Outcome::Data { ptr, size, .. } => {
                 let block = match NonNull::new(ptr) {
                     // SAFETY: the outcome hands us ownership of this libc block of `size` bytes.
