@@ -15,7 +15,7 @@ HEADERS := $(wildcard include/*.h)
 LUA_INC ?= /usr/include/lua5.4
 LMODS := $(if $(wildcard $(LUA_INC)/lua.h),$(patsubst compat-tests/luaclib/%.c,$(BUILD)/luaclib/%.so,$(wildcard compat-tests/luaclib/*.c)))
 
-.PHONY: all skynet test test-lua55 bench cmods bmods emods lmods run clean fmt lint headers
+.PHONY: all skynet test test-lua55 fuzz-smoke bench cmods bmods emods lmods run clean fmt lint headers
 
 all: skynet cmods emods lmods bmods
 
@@ -72,6 +72,14 @@ bench: all bmods
 # Regenerates include/*.h with cbindgen from ffi/src/abi/*.rs (configs in ffi/cbindgen/).
 headers:
 	UPDATE_HEADERS=1 $(CARGO) test --release -p skynet-ffi --test headers -- --nocapture
+
+# A short run of every fuzz target (cargo fuzz; libFuzzer needs nightly flags, which
+# RUSTC_BOOTSTRAP lets the stable toolchain accept).
+FUZZ_SECONDS ?= 15
+fuzz-smoke:
+	cd fuzz && for t in $$(RUSTC_BOOTSTRAP=1 cargo fuzz list); do \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 fmt:
 	$(CARGO) fmt --all

@@ -7,7 +7,8 @@
 //! prints to stdout as `[:%08x] <text>`.
 //!
 //! Module reporting convention: `CHECK <what> ok` / `CHECK <what> FAIL <details>` lines and a
-//! final `DONE`.
+//! final `DONE`. The Lua test services (`compat-tests/lua/t_*.lua`, run by `tests/lua.rs`
+//! through our `loader.lua`) follow it too, with the helper module `compat-tests/lua/t.lua`.
 //!
 //! [`Node::spawn`] starts a node without waiting, so a test can watch its log (e.g. for the port
 //! a module listens on) and talk to it over loopback before collecting the output.

@@ -160,8 +160,9 @@ mod tests {
         assert_eq!(p.len(), 3);
         assert_eq!(p.as_slice(), b"abc");
         let (raw, len) = p.into_raw();
-        // SAFETY: raw has len+1 bytes.
+        // SAFETY: copy_from allocated len+1 bytes.
         assert_eq!(unsafe { *raw.add(len) }, 0);
+        // SAFETY: the block came from into_raw above and is given back once.
         drop(unsafe { Payload::from_raw(raw, len) });
     }
 
@@ -179,6 +180,7 @@ mod tests {
 
     #[test]
     fn null_with_size_is_passed_through() {
+        // SAFETY: a NULL block owns nothing.
         let p = unsafe { Payload::from_raw(ptr::null_mut(), 7) };
         assert!(p.is_null());
         assert_eq!(p.len(), 7);

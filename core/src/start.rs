@@ -114,6 +114,11 @@ fn timer_thread(node: &Node, hup: &AtomicBool) {
         if node.total() == 0 {
             break;
         }
+        // Upstream wakes a sleeping worker on every tick (SURFACE 5.2): a queue that got a
+        // message while it sat on the global queue (a push that scheduled nothing, so woke
+        // nobody) is otherwise stranded while the other workers are busy, e.g. in an endless
+        // loop.
+        node.global.wake_one();
         thread::sleep(Duration::from_micros(2500));
         if hup.swap(false, Ordering::Relaxed) {
             reopen_logger(node);

@@ -1,6 +1,7 @@
 //! skynet's built-in services, written in Rust: found by LAUNCH under the names upstream's
 //! `cservice/*.so` have (see `skynet_core::module` for the lookup order).
 
+pub mod gate;
 pub mod harbor;
 pub mod logger;
 pub mod snlua;

@@ -5,8 +5,9 @@
 //! of that file in any VM undump it instead of parsing the source again. The cache serves the
 //! loader, `loadfile` and `require` (snlua installs [`install`]).
 //!
-//! Per-VM mode (`mode([m])`): "ON" (default) uses the cache and fills it, "EXIST" only uses
-//! what is there, "OFF" always reads the source. `clear()` empties the cache, so edited files
+//! Per-VM mode (`mode([m])`; `mode()` answers the mode, `mode(m)` sets it and answers nothing,
+//! as upstream): "ON" (default) uses the cache and fills it, "EXIST" only uses what is there,
+//! "OFF" always reads the source. `clear()` empties the cache, so edited files
 //! are read again (as upstream's hot-fix flow expects).
 
 use crate::lua::{ffi, new_lib, to_bytes, CFunction};
@@ -208,6 +209,7 @@ unsafe extern "C-unwind" fn mode(l: *mut lua_State) -> c_int {
             let m = ffi::luaL_checkoption(l, 1, std::ptr::null(), MODES.as_ptr());
             ffi::lua_pushstring(l, MODES[m as usize]);
             ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, MODE_KEY.as_ptr());
+            return 0; // setting answers nothing, as upstream
         }
         let name = match mode_of(l) {
             Mode::Off => c"OFF",

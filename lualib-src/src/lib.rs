@@ -2,12 +2,19 @@
 //! the `snlua` service needs. Everything here talks to Lua through its C API (`mlua::ffi`):
 //! this crate is the Lua-glue edge where `unsafe` lives (see [`lua`] for the error rule).
 
+pub mod client_socket;
+pub mod cmem;
 pub mod codecache;
 pub mod lua;
 pub mod memory;
+pub mod netpack;
 pub mod profile;
 pub mod seri;
 pub mod skynet_core;
+pub mod socket_message;
+pub mod socketdriver;
+#[cfg(test)]
+mod testlua;
 pub mod vm;
 
 use lua::{ffi, CFunction};
@@ -19,6 +26,12 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
     (c"skynet.profile", profile::luaopen_skynet_profile),
     (c"skynet.memory", memory::luaopen_skynet_memory),
     (c"skynet.codecache", codecache::luaopen_skynet_codecache),
+    (c"skynet.netpack", netpack::luaopen_skynet_netpack),
+    (
+        c"skynet.socketdriver",
+        socketdriver::luaopen_skynet_socketdriver,
+    ),
+    (c"client.socket", client_socket::luaopen_client_socket),
 ];
 
 /// Makes every built-in module `require`-able in `l` through `package.preload`.

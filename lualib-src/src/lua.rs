@@ -34,6 +34,24 @@ pub unsafe fn raise(l: *mut lua_State, msg: String) -> ! {
     unsafe { ffi::lua_error(l) }
 }
 
+/// Raises a Lua error with `msg` prefixed by the calling Lua code's position (`chunk:line: `),
+/// exactly as `luaL_error` does; `msg` is freed before the jump.
+///
+/// # Safety
+/// As [`raise`].
+pub unsafe fn raise_where(l: *mut lua_State, msg: String) -> ! {
+    // SAFETY: valid state; the message is copied into Lua before we drop ours; luaL_where and
+    // lua_concat only raise memory errors, with nothing of ours left alive.
+    unsafe {
+        push_bytes(l, msg.as_bytes());
+        drop(msg);
+        ffi::luaL_where(l, 1);
+        ffi::lua_rotate(l, -2, 1);
+        ffi::lua_concat(l, 2);
+        ffi::lua_error(l)
+    }
+}
+
 /// The bytes of the string (or number, converted in place) at `idx`, if it is one.
 ///
 /// # Safety

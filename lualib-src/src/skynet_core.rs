@@ -5,6 +5,7 @@
 
 use crate::lua::{ffi, push_bytes, raise, set_funcs, to_bytes, type_name, CFunction};
 use crate::seri;
+use crate::vm::Vm;
 use ffi::lua_State;
 use skynet_core::command::{command, CommandResult};
 use skynet_core::server::{Callback, PTYPE_TAG_ALLOCSESSION, PTYPE_TAG_DONTCOPY};
@@ -207,31 +208,28 @@ unsafe fn send_message(l: *mut lua_State, source: u32, idx_type: c_int) -> c_int
             }
             ffi::LUA_TLIGHTUSERDATA => {
                 let p = ffi::lua_touserdata(l, idx_type + 2) as *mut u8;
-                let sz = ffi::luaL_checkinteger(l, idx_type + 3);
+                // Upstream reads the size as a C int, then passes it on as a size_t: a negative
+                // size becomes huge, which the core's send rejects as "too large".
+                let sz = ffi::luaL_checkinteger(l, idx_type + 3) as c_int;
                 ty |= PTYPE_TAG_DONTCOPY;
-                // A negative size reads as a huge size_t upstream: "too large".
-                Payload::from_raw(p, usize::try_from(sz).unwrap_or(usize::MAX))
+                Payload::from_raw(p, sz as isize as usize)
             }
             _ => raise(l, format!("invalid param {}", type_name(l, idx_type + 2))),
         };
         (ctx, dest, ty, session, data)
     };
-    let session = if data.len() >= skynet_core::server::MESSAGE_SIZE_LIMIT {
-        ctx.error("error: The message is too large");
-        drop(data);
-        -2
-    } else {
-        match dest {
-            Dest::Handle(h) => node().send(Some(ctx), source, h, ty, session, data),
-            Dest::Name(n) => node().send_name(
-                Some(ctx),
-                source,
-                &String::from_utf8_lossy(n),
-                ty,
-                session,
-                data,
-            ),
-        }
+    // The size limit is the core's to check (and log, with the destination): a local .name
+    // is resolved first, so an unknown one fails as an invalid address.
+    let session = match dest {
+        Dest::Handle(h) => node().send(Some(ctx), source, h, ty, session, data),
+        Dest::Name(n) => node().send_name(
+            Some(ctx),
+            source,
+            &String::from_utf8_lossy(n),
+            ty,
+            session,
+            data,
+        ),
     };
     // SAFETY: valid state; nothing of ours is alive.
     unsafe {
@@ -331,6 +329,11 @@ impl Callback for LuaCallback {
         // SAFETY: the VM is this service's; the stack holds [traceback, func]; the call is
         // protected, so no error escapes.
         let r = unsafe {
+            // SIGNAL 0 hooks the running coroutine: until the callback resumes one, that is
+            // the callback's own thread.
+            if let Some(vm) = Vm::of(l) {
+                vm.switch_to(l); // the callback's thread, about to run here
+            }
             if self.first {
                 // The previous dispatcher's thread can go now: it is no longer running.
                 self.first = false;

@@ -144,11 +144,16 @@ impl Vm {
             .compare_exchange(1, -1, Ordering::AcqRel, Ordering::Acquire);
     }
 
-    /// Records `l` as the running coroutine, arming the hook if a signal is pending.
-    fn switch_to(&self, l: *mut lua_State) {
+    /// Records `l` as the running coroutine, arming the hook if a signal is pending. The
+    /// dispatcher calls it with its own thread before running the Lua callback, so SIGNAL 0
+    /// reaches code running right in the callback too.
+    ///
+    /// # Safety
+    /// `l` is a live coroutine (thread) of this VM and the caller is the thread running it.
+    pub unsafe fn switch_to(&self, l: *mut lua_State) {
         self.active.store(l, Ordering::Release);
         if self.trap.load(Ordering::Acquire) != 0 {
-            // SAFETY: l is a live coroutine of this VM, on this thread.
+            // SAFETY: per the contract.
             unsafe { ffi::lua_sethook(l, Some(signal_hook), ffi::LUA_MASKCOUNT, 1) };
         }
     }
@@ -176,7 +181,8 @@ pub unsafe fn resume(
     // SAFETY: valid states per the contract.
     let vm = unsafe { Vm::of(co) };
     if let Some(vm) = vm {
-        vm.switch_to(co);
+        // SAFETY: co is a coroutine of this VM, about to run on this thread.
+        unsafe { vm.switch_to(co) };
     }
     // SAFETY: per the contract.
     let r = unsafe { ffi::lua_resume(co, from, nargs, nres) };
@@ -185,7 +191,8 @@ pub unsafe fn resume(
         while vm.trap.load(Ordering::Acquire) > 0 {
             std::hint::spin_loop();
         }
-        vm.switch_to(from);
+        // SAFETY: `from` is the VM's thread that resumed `co`, running again on this thread.
+        unsafe { vm.switch_to(from) };
     }
     r
 }
