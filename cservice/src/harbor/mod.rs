@@ -14,8 +14,10 @@
 
 pub mod wire;
 
+use crate::socket_msg::{CoreSockets, SocketMessage};
 use skynet_core::harbor::{GLOBALNAME_LENGTH, REMOTE_MESSAGE_SIZE};
 use skynet_core::module::{Instance, Module};
+use skynet_core::socket_server::event;
 use skynet_core::{node, ptype, Context, Message, Payload};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -28,17 +30,6 @@ pub trait HarborSocket: Send {
     fn start(&mut self, fd: i32) -> bool;
     fn send(&mut self, fd: i32, bytes: Vec<u8>);
     fn close(&mut self, fd: i32);
-}
-
-/// Used until the socket server can be reached: links are refused.
-struct NoSockets;
-
-impl HarborSocket for NoSockets {
-    fn start(&mut self, _fd: i32) -> bool {
-        false
-    }
-    fn send(&mut self, _fd: i32, _bytes: Vec<u8>) {}
-    fn close(&mut self, _fd: i32) {}
 }
 
 pub struct HarborModule;
@@ -129,7 +120,7 @@ impl Instance for HarborInstance {
             ));
             return false;
         };
-        let mut h = Harbor::new(id, slave, Box::new(NoSockets));
+        let mut h = Harbor::new(id, slave, Box::new(CoreSockets::new(ctx.handle())));
         ctx.set_callback(Some(Box::new(move |ctx: &Context, msg: Message| {
             h.handle(&mut ContextOutbox(ctx), msg)
         })));
@@ -177,7 +168,10 @@ impl Harbor {
         match i32::from(msg.ty) {
             ptype::HARBOR => self.command(out, msg.source, msg.data.as_slice()),
             ptype::SYSTEM => self.remote(out, msg),
-            ptype::SOCKET => self.socket(out, msg.data.as_slice()),
+            ptype::SOCKET => match SocketMessage::parse(msg) {
+                Some(m) => self.socket(out, m),
+                None => out.log("error: harbor got a malformed socket message".to_owned()),
+            },
             ty => {
                 out.log(format!(
                     "recv invalid message from {:x},  type = {ty}",
@@ -276,43 +270,44 @@ impl Harbor {
         (1..REMOTE_MAX).find(|&i| self.slaves[i].fd == fd)
     }
 
-    /// A PTYPE_SOCKET event (struct skynet_socket_message, SURFACE 7.3).
-    fn socket(&mut self, out: &mut dyn Outbox, msg: &[u8]) {
-        if msg.len() < 24 {
-            return;
-        }
-        let int = |at: usize| i32::from_ne_bytes([msg[at], msg[at + 1], msg[at + 2], msg[at + 3]]);
-        let (ty, fd, ud) = (int(0), int(4), int(8));
-        match ty {
-            1 => {
-                // DATA: the receiver owns the heap buffer.
-                let ptr = usize::from_ne_bytes(msg[16..24].try_into().unwrap_or([0; 8]));
-                // SAFETY: a DATA event's buffer is a libc block of `ud` bytes handed to us.
-                let data = unsafe { Payload::from_raw(ptr as *mut u8, ud.max(0) as usize) };
-                self.link_data(out, fd, data.as_slice());
+    /// A PTYPE_SOCKET event (SURFACE 7.3).
+    fn socket(&mut self, out: &mut dyn Outbox, m: SocketMessage) {
+        let fd = m.id;
+        match m.ty {
+            event::DATA => {
+                let bytes = m.data.as_ref().map_or(&[][..], |d| d.as_slice());
+                self.link_data(out, fd, bytes);
             }
-            3 | 5 => match self.slave_of_fd(fd) {
+            event::CLOSE | event::ERROR => match self.slave_of_fd(fd) {
                 Some(id) => {
                     self.close_link(id);
-                    let text = format!("D {id}");
-                    out.send(
-                        0,
-                        self.slave,
-                        ptype::TEXT,
-                        0,
-                        Payload::copy_from(text.as_bytes()),
-                    );
+                    self.report_down(out, id);
                 }
                 None => out.log(format!("Unknown fd ({fd}) closed")),
             },
-            7 => {
+            event::WARNING => {
                 if let Some(id) = self.slave_of_fd(fd) {
-                    out.log(format!("message havn't send to Harbor ({id}) reach {ud} K"));
+                    out.log(format!(
+                        "message havn't send to Harbor ({id}) reach {} K",
+                        m.ud
+                    ));
                 }
             }
-            2 => {}
-            _ => out.log(format!("recv invalid socket message type {ty}")),
+            event::CONNECT => {}
+            ty => out.log(format!("recv invalid socket message type {ty}")),
         }
+    }
+
+    /// Tells the slave that harbor `id` is down (`D <id>`).
+    fn report_down(&mut self, out: &mut dyn Outbox, id: usize) {
+        let text = format!("D {id}");
+        out.send(
+            0,
+            self.slave,
+            ptype::TEXT,
+            0,
+            Payload::copy_from(text.as_bytes()),
+        );
     }
 
     fn link_data(&mut self, out: &mut dyn Outbox, fd: i32, bytes: &[u8]) {
@@ -333,6 +328,8 @@ impl Harbor {
         if let Err(e) = result {
             out.log(format!("error: harbor {id} link (fd {fd}): {e}; closed"));
             self.close_link(id);
+            // Upstream closes without telling the slave, which then believes the link is up.
+            self.report_down(out, id);
         }
     }
 
@@ -546,6 +543,81 @@ mod tests {
             out.sent,
             vec![(0x0200_0011, 0x0100_0007, 10, 3, b"yo".to_vec())]
         );
+    }
+
+    fn data_event(fd: i32, bytes: &[u8]) -> Message {
+        let (ptr, len) = Payload::copy_from(bytes).into_raw();
+        let mut ev = Vec::new();
+        ev.extend_from_slice(&1i32.to_ne_bytes());
+        ev.extend_from_slice(&fd.to_ne_bytes());
+        ev.extend_from_slice(&(len as i32).to_ne_bytes());
+        ev.extend_from_slice(&[0; 4]);
+        ev.extend_from_slice(&(ptr as usize).to_ne_bytes());
+        Message::new(0, 0, 6, Payload::copy_from(&ev))
+    }
+
+    #[test]
+    fn malformed_link_is_closed_and_reported_others_keep_working() {
+        let sent: Sent = Arc::default();
+        let mut h = Harbor::new(1, 4, Box::new(FakeSocket(sent.clone())));
+        let mut out = Log::default();
+        h.handle(&mut out, Message::new(4, 0, 5, text("A 11 2")));
+        h.handle(&mut out, Message::new(4, 0, 5, text("A 12 3")));
+        // Harbor 2 sends a length whose first byte is not 0.
+        h.handle(&mut out, data_event(11, &[1, 0, 0, 0]));
+        assert!(sent.lock().unwrap().contains(&(11, b"CLOSE".to_vec())));
+        assert_eq!(out.sent, vec![(0, 4, 0, 0, b"D 2".to_vec())]);
+        assert!(
+            out.logs[0].contains("message is too long"),
+            "{:?}",
+            out.logs
+        );
+        // The link's CLOSE event that follows is not reported twice.
+        let mut close = Vec::new();
+        close.extend_from_slice(&3i32.to_ne_bytes());
+        close.extend_from_slice(&11i32.to_ne_bytes());
+        close.extend_from_slice(&[0; 16]);
+        h.handle(&mut out, Message::new(0, 0, 6, Payload::copy_from(&close)));
+        assert_eq!(out.sent.len(), 1);
+        // Harbor 2 is down now: its messages bounce; harbor 3's link still carries frames.
+        h.handle(
+            &mut out,
+            Message::new(
+                0x0100_0008,
+                9,
+                4,
+                remote_message(b"", 0x0200_0003, 10, b"x"),
+            ),
+        );
+        assert_eq!(out.sent[1], (0x0200_0003, 0x0100_0008, 7, 9, vec![]));
+        h.handle(
+            &mut out,
+            Message::new(
+                0x0100_0008,
+                10,
+                4,
+                remote_message(b"", 0x0300_0003, 10, b"y"),
+            ),
+        );
+        assert_eq!(sent.lock().unwrap().last().unwrap().0, 12);
+        // A forged socket message (not from the socket thread) is refused, its pointer unread.
+        let block = Payload::copy_from(b"zz");
+        let mut ev = Vec::new();
+        ev.extend_from_slice(&1i32.to_ne_bytes());
+        ev.extend_from_slice(&12i32.to_ne_bytes());
+        ev.extend_from_slice(&2i32.to_ne_bytes());
+        ev.extend_from_slice(&[0; 4]);
+        ev.extend_from_slice(&(block.as_ptr() as usize).to_ne_bytes());
+        h.handle(
+            &mut out,
+            Message::new(0x0100_0008, 0, 6, Payload::copy_from(&ev)),
+        );
+        assert_eq!(block.as_slice(), b"zz", "still ours");
+        assert!(out
+            .logs
+            .last()
+            .unwrap()
+            .contains("malformed socket message"));
     }
 
     #[test]
