@@ -195,6 +195,14 @@ impl Running {
         }
     }
 
+    /// A [`Watch`] over this node's log: waits for lines in any order.
+    pub fn watch(&self) -> Watch<'_> {
+        Watch {
+            run: self,
+            unmatched: Vec::new(),
+        }
+    }
+
     /// Waits for the node to exit by itself (killing it after `timeout`).
     pub fn finish(mut self, timeout: Duration) -> Output {
         let deadline = Instant::now() + timeout;
@@ -220,6 +228,42 @@ impl Running {
             stderr,
             config: self.config,
         }
+    }
+}
+
+/// Waits for log lines of a [`Running`] node in any order: lines read while looking for one
+/// are kept for later calls.
+pub struct Watch<'a> {
+    run: &'a Running,
+    unmatched: Vec<String>,
+}
+
+impl Watch<'_> {
+    /// The first line (seen before or arriving within `timeout`) containing `needle`; it is
+    /// consumed. Panics on timeout, showing the lines seen.
+    pub fn expect(&mut self, needle: &str, timeout: Duration) -> String {
+        if let Some(i) = self.unmatched.iter().position(|l| l.contains(needle)) {
+            return self.unmatched.remove(i);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.run.wait_for("", left) {
+                Some(l) if l.contains(needle) => return l,
+                Some(l) => self.unmatched.push(l),
+                None => panic!(
+                    "no log line containing {needle:?} within {timeout:?}; lines seen:\n{}",
+                    self.unmatched.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The text after `needle` in the line [`Watch::expect`] finds.
+    pub fn expect_after(&mut self, needle: &str, timeout: Duration) -> String {
+        let line = self.expect(needle, timeout);
+        let at = line.find(needle).map_or(0, |i| i + needle.len());
+        line[at..].to_owned()
     }
 }
 

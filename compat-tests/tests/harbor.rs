@@ -1,0 +1,156 @@
+//! Two `skynet` processes on 127.0.0.1 forming a harbor network with the built-in `harbor`
+//! service; our C module `compat-tests/cmod/t_harbor.c` plays the part of upstream's Lua
+//! cslave/cmaster (link hand-over with `S`/`A`, global names, down reports). This test also
+//! plays two misbehaving peers: one answering the handshake with the wrong id, one sending a
+//! frame whose length byte is not 0. Every wait is bounded; loopback only.
+
+use compat_tests::{require_modules, Node};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn set_timeouts(c: &TcpStream) {
+    c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    c.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+}
+
+/// Accepts one connection within `IO_TIMEOUT`.
+fn accept(l: &TcpListener) -> TcpStream {
+    l.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + IO_TIMEOUT;
+    loop {
+        match l.accept() {
+            Ok((c, _)) => {
+                c.set_nonblocking(false).unwrap();
+                set_timeouts(&c);
+                return c;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => panic!("the node did not connect: {e}"),
+        }
+    }
+}
+
+fn read_byte(c: &mut TcpStream) -> u8 {
+    let mut b = [0u8; 1];
+    c.read_exact(&mut b).expect("the harbor's handshake byte");
+    b[0]
+}
+
+fn assert_closed(c: &mut TcpStream, what: &str) {
+    let mut buf = [0u8; 64];
+    match c.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        other => panic!("{what}: expected the harbor to close the link, got {other:?}"),
+    }
+}
+
+/// A harbor frame: 4-byte big-endian length, payload, source, type<<24 | handle, session.
+fn frame(payload: &[u8], source: u32, ty: u8, handle: u32, session: u32) -> Vec<u8> {
+    let mut f = ((payload.len() + 12) as u32).to_be_bytes().to_vec();
+    f.extend_from_slice(payload);
+    f.extend_from_slice(&source.to_be_bytes());
+    f.extend_from_slice(&((u32::from(ty) << 24) | handle).to_be_bytes());
+    f.extend_from_slice(&session.to_be_bytes());
+    f
+}
+
+#[test]
+fn two_nodes_names_handles_down_and_bad_peers() {
+    if !require_modules(&["t_harbor"]) {
+        return;
+    }
+    let bad = TcpListener::bind("127.0.0.1:0").unwrap();
+    let bad_port = bad.local_addr().unwrap().port();
+    let node1 = Node::spawn("harbor = 1", &format!("t_harbor slave 1 listen {bad_port}"));
+    let mut w1 = node1.watch();
+    let ports = w1.expect_after("] LISTEN link=", TIMEOUT);
+    let (link, master) = ports.split_once(" master=").expect("two ports");
+    let (link, master): (u16, u16) = (link.parse().unwrap(), master.parse().unwrap());
+
+    // Node 1 connects to "harbor 4" (us) and sends its id; a wrong id back closes the link.
+    let mut p4 = accept(&bad);
+    assert_eq!(
+        read_byte(&mut p4),
+        1,
+        "node 1 introduces itself as harbor 1"
+    );
+    p4.write_all(&[9]).unwrap();
+    assert_closed(&mut p4, "wrong handshake id");
+    w1.expect("invalid handshake id 9 (expected 4)", TIMEOUT);
+    w1.expect("] HARBOR DOWN 4", TIMEOUT);
+
+    // We connect as "harbor 3": the slave reads our id, the harbor answers with its own.
+    let mut p3 = TcpStream::connect(("127.0.0.1", link)).unwrap();
+    set_timeouts(&p3);
+    p3.write_all(&[3]).unwrap();
+    assert_eq!(read_byte(&mut p3), 1);
+    w1.expect("] HARBOR ACCEPT 3", TIMEOUT);
+    // A frame for a handle node 1 does not have: PTYPE_ERROR comes back over the link.
+    p3.write_all(&frame(b"hi", 0x0300_0001, 0, 0xfffff0, 77))
+        .unwrap();
+    let mut back = [0u8; 16];
+    p3.read_exact(&mut back).expect("an error frame back");
+    assert_eq!(
+        back.to_vec(),
+        frame(b"", 0x01ff_fff0, 7, 0x000001, 77),
+        "PTYPE_ERROR from the unknown destination to our source, same session"
+    );
+    w1.expect(
+        "Unknown destination :1fffff0 from :3000001 type(0)",
+        TIMEOUT,
+    );
+    // A length whose first byte is not 0: that link only is closed, with a log line.
+    p3.write_all(&[0x01, 0, 0, 0, 0xde, 0xad]).unwrap();
+    assert_closed(&mut p3, "a 0x01 length byte");
+    w1.expect("message is too long (length byte 0x01)", TIMEOUT);
+    w1.expect("] HARBOR DOWN 3", TIMEOUT);
+
+    // Node 2 joins; the client on node 1 has been waiting for "echo" since it started.
+    let node2 = Node::spawn(
+        "harbor = 2",
+        &format!("t_harbor slave 2 connect {link} {master}"),
+    );
+    w1.expect("] REGISTER echo :02", TIMEOUT);
+    w1.expect("] HARBOR ACCEPT 2", TIMEOUT);
+    w1.expect("] SENT BYE", TIMEOUT);
+    let out2 = node2.finish(TIMEOUT);
+    w1.expect("] HARBOR DOWN 2", TIMEOUT);
+    w1.expect("] DONE", TIMEOUT);
+    let out1 = node1.finish(TIMEOUT);
+
+    out2.assert_clean_exit();
+    out2.assert_checks(&["launch_harbor", "launch_echo", "echo_from_node1"]);
+    out2.assert_line_containing("] HARBOR CONNECT 1");
+    out2.assert_line_containing("] MASTER CONNECTED");
+    out2.assert_line_containing("ECHO type=0 session=1 hello-name");
+    out2.assert_line_containing("ECHO type=10 session=5 len=100000");
+    out2.assert_line_containing("ECHO type=0 session=2 hello-handle");
+    out2.assert_line_containing("Unknown destination :2fffff0 from :1");
+
+    out1.assert_clean_exit();
+    out1.assert_checks(&[
+        "launch_harbor",
+        "launch_client",
+        "sendname_session",
+        "link_first_read",
+        "by_name",
+        "reply_from_node2",
+        "big_by_name",
+        "by_handle",
+        "by_handle_source",
+        "unknown_destination_error",
+        "down_error_by_handle",
+        "down_error_by_name",
+    ]);
+    out1.assert_line_containing("] QUERY echo");
+    out1.assert_line_containing("Drop message to harbor 2");
+    out1.assert_line_containing("] MASTER CLOSED");
+}
