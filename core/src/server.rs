@@ -437,8 +437,10 @@ impl Node {
         };
         if ok {
             ctx.initialized.store(true, Ordering::Release);
-            self.global.push(ctx.queue.clone());
+            // Logged before the queue is scheduled: once it is, an idle worker is woken and the
+            // service's first message (snlua: its start code) may log before this line would.
             self.log(handle, format!("LAUNCH {} {}", name, parm.unwrap_or("")));
+            self.global.push(ctx.queue.clone());
             Some(handle)
         } else {
             self.log(handle, format!("error: launch {name} FAILED"));

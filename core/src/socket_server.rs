@@ -1983,7 +1983,9 @@ impl Env<'_> {
 
     /// Events of a socket that is neither connecting nor listening.
     fn on_io(&mut self, s: &mut Socket, ev: &PollEvent) -> After {
-        if ev.read {
+        // A pause handled earlier in this round (requests come first) already turned reading
+        // off, but the readiness it got from the same epoll_wait is still in the batch.
+        if ev.read && s.reading {
             let (got, after) = if s.protocol == protocol::TCP {
                 self.read_tcp(s)
             } else {

@@ -71,26 +71,46 @@ unsafe extern "C-unwind" fn write_chunk(
 pub unsafe fn load_file(l: *mut lua_State, filename: &CStr, mode: *const c_char) -> c_int {
     // SAFETY: valid state.
     let vm_mode = unsafe { mode_of(l) };
+    if vm_mode == Mode::Off {
+        // SAFETY: valid state and C strings.
+        return unsafe { ffi::luaL_loadfilex(l, filename.as_ptr(), mode) };
+    }
+    // SAFETY: valid state.
+    let vm = unsafe { crate::vm::Vm::of(l) };
+    let before = vm.map_or(0, |v| v.memory());
+    // SAFETY: valid state and C string.
+    let status = unsafe { load_cached(l, filename, mode, vm_mode) };
+    if let (Some(vm), ffi::LUA_OK) = (vm, status) {
+        vm.add_code(vm.memory().saturating_sub(before));
+    }
+    status
+}
+
+/// The cache lookup and fill behind [`load_file`] (mode ON or EXIST).
+unsafe fn load_cached(
+    l: *mut lua_State,
+    filename: &CStr,
+    mode: *const c_char,
+    vm_mode: Mode,
+) -> c_int {
     let key = filename.to_bytes();
-    if vm_mode != Mode::Off {
-        let hit = cache().lock().get(key).cloned();
-        if let Some(code) = hit {
-            // SAFETY: the bytecode was produced by lua_dump of this same Lua build.
-            let status = unsafe {
-                ffi::luaL_loadbufferx(
-                    l,
-                    code.as_ptr() as *const c_char,
-                    code.len(),
-                    filename.as_ptr(),
-                    c"b".as_ptr(),
-                )
-            };
-            if status == ffi::LUA_OK {
-                return status;
-            }
-            // SAFETY: pop the error and fall back to the source.
-            unsafe { ffi::lua_pop(l, 1) };
+    let hit = cache().lock().get(key).cloned();
+    if let Some(code) = hit {
+        // SAFETY: the bytecode was produced by lua_dump of this same Lua build.
+        let status = unsafe {
+            ffi::luaL_loadbufferx(
+                l,
+                code.as_ptr() as *const c_char,
+                code.len(),
+                filename.as_ptr(),
+                c"b".as_ptr(),
+            )
+        };
+        if status == ffi::LUA_OK {
+            return status;
         }
+        // SAFETY: pop the error and fall back to the source.
+        unsafe { ffi::lua_pop(l, 1) };
     }
     // SAFETY: valid state and C strings.
     let status = unsafe { ffi::luaL_loadfilex(l, filename.as_ptr(), mode) };

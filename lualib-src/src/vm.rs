@@ -40,6 +40,10 @@ pub struct Vm {
     pub stat: Arc<MemStat>,
     mem_report: AtomicUsize,
     mem_limit: AtomicUsize,
+    /// Bytes of code loaded through the code cache. Upstream shares such code between VMs
+    /// outside their heaps; we keep a copy per VM, so it does not count towards the memory
+    /// limit and warnings, or a service could fail where upstream's does not.
+    code: AtomicUsize,
     /// The coroutine running now (where SIGNAL 0 sets its hook).
     active: AtomicPtr<lua_State>,
     /// 0: none; 1: a signal is setting the hook; -1: hook set, waiting for it to fire.
@@ -75,6 +79,7 @@ impl Vm {
             stat,
             mem_report: AtomicUsize::new(MEMORY_WARNING_REPORT),
             mem_limit: AtomicUsize::new(0),
+            code: AtomicUsize::new(0),
             active: AtomicPtr::new(std::ptr::null_mut()),
             trap: AtomicI32::new(0),
         });
@@ -118,6 +123,12 @@ impl Vm {
 
     pub fn memory(&self) -> usize {
         self.stat.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Records `bytes` of cached code (see the `code` field).
+    pub fn add_code(&self, bytes: usize) {
+        let c = self.code.load(Ordering::Relaxed);
+        self.code.store(c + bytes, Ordering::Relaxed);
     }
 
     pub fn set_limit(&self, limit: usize) {
@@ -239,7 +250,9 @@ unsafe extern "C" fn lalloc(
     let mem = vm.stat.bytes.load(Ordering::Relaxed);
     let new_mem = mem.saturating_sub(old) + nsize;
     let limit = vm.mem_limit.load(Ordering::Relaxed);
-    if limit != 0 && new_mem > limit && nsize > old {
+    // What the limit and the warnings see: the heap without the cached code.
+    let charged = new_mem.saturating_sub(vm.code.load(Ordering::Relaxed));
+    if limit != 0 && charged > limit && nsize > old {
         return std::ptr::null_mut();
     }
     // SAFETY: ptr is NULL or a libc block of this allocator.
@@ -253,13 +266,13 @@ unsafe extern "C" fn lalloc(
         stat.blocks.store(blocks + 1, Ordering::Relaxed);
     }
     let report = vm.mem_report.load(Ordering::Relaxed);
-    if new_mem > report {
+    if charged > report {
         vm.mem_report.store(report * 2, Ordering::Relaxed);
         let handle = vm.stat.handle.load(Ordering::Relaxed);
         if let Some(n) = skynet_core::try_node() {
             n.log(
                 handle,
-                format!("Memory warning {:.2} M", new_mem as f64 / (1024.0 * 1024.0)),
+                format!("Memory warning {:.2} M", charged as f64 / (1024.0 * 1024.0)),
             );
         }
     }
