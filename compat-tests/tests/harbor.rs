@@ -154,3 +154,66 @@ fn two_nodes_names_handles_down_and_bad_peers() {
     out1.assert_line_containing("Drop message to harbor 2");
     out1.assert_line_containing("] MASTER CLOSED");
 }
+
+/// A free loopback port (released at once; the node binds it a moment later).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Upstream's own two-node example on 127.0.0.1: node 1 runs cmaster + cslave and
+/// `test/testharborlink.lua`, node 2 cslave and `examples/main_log.lua` (which registers the
+/// global name `LOG`). Needs a checkout of cloudwu/skynet in env `SKYNET_UPSTREAM` (nothing is
+/// built or copied from it) and `skynet.socketdriver`'s socket functions, which cmaster and
+/// cslave use through `skynet.socket`; run with `--ignored` once they exist.
+#[test]
+#[ignore = "needs SKYNET_UPSTREAM and skynet.socketdriver's socket functions"]
+fn upstream_cmaster_cslave_two_nodes() {
+    let Some(root) = std::env::var_os("SKYNET_UPSTREAM") else {
+        eprintln!("SKIP: set SKYNET_UPSTREAM to a skynet checkout");
+        return;
+    };
+    let root = std::path::Path::new(&root)
+        .canonicalize()
+        .expect("SKYNET_UPSTREAM exists");
+    let (master, a1, a2) = (free_port(), free_port(), free_port());
+    let config = |harbor: u32, address: u16, start: &str, standalone: bool| {
+        format!(
+            "root = \"{}/\"\n\
+             luaservice = root..\"service/?.lua;\"..root..\"test/?.lua;\"..root..\"examples/?.lua\"\n\
+             lualoader = root..\"lualib/loader.lua\"\n\
+             lua_path = root..\"lualib/?.lua;\"..root..\"lualib/?/init.lua\"\n\
+             lua_cpath = root..\"luaclib/?.so\"\n\
+             harbor = {harbor}\n\
+             address = \"127.0.0.1:{address}\"\n\
+             master = \"127.0.0.1:{master}\"\n\
+             {}\
+             start = \"{start}\"\n",
+            root.display(),
+            if standalone {
+                format!("standalone = \"127.0.0.1:{master}\"\n")
+            } else {
+                String::new()
+            }
+        )
+    };
+    let node1 = Node::spawn(&config(1, a1, "testharborlink", true), "snlua bootstrap");
+    let mut w1 = node1.watch();
+    w1.expect("wait for harbor 2", TIMEOUT);
+    let node2 = Node::spawn(&config(2, a2, "main_log", false), "snlua bootstrap");
+    let mut w2 = node2.watch();
+    w2.expect("Log server start", TIMEOUT);
+    w1.expect("harbor 2 connected", TIMEOUT);
+    let log = w1.expect("LOG =", TIMEOUT);
+    assert!(log.contains(":02"), "LOG lives on node 2: {log:?}");
+    // Node 2 goes away: node 1's harbor.link(2) returns.
+    let out2 = node2.finish(Duration::ZERO);
+    w1.expect("disconnected", TIMEOUT);
+    let out1 = node1.finish(Duration::ZERO);
+    for out in [&out1, &out2] {
+        out.assert_no_line_containing("stack traceback");
+        out.assert_no_line_containing("lua loader error");
+    }
+}
