@@ -423,11 +423,12 @@ impl Gate {
         mut msg: Payload,
         sock: &mut dyn GateSocket,
     ) -> Result<(), String> {
-        let n = msg.len();
+        // The readable bytes (a NULL block with a size has none).
+        let b = msg.as_slice();
+        let n = b.len();
         if n <= 4 {
             return Err("Invalid client message".to_owned());
         }
-        let b = msg.as_slice();
         let id = i32::from_le_bytes([b[n - 4], b[n - 3], b[n - 2], b[n - 1]]);
         if !self.conns.contains_key(&id) {
             return Err(format!("Invalid client id {id}"));
