@@ -65,9 +65,13 @@ test-lua55:
 	SKYNET_BIN=$(LUA55_BIN) SKYNET_LUA=5.5 $(CARGO) test --release -p compat-tests
 	SKYNET_BIN=$(LUA55_BIN) SKYNET_LUA=5.5 $(CARGO) test --release -p skynet-ffi --test abi_symbols
 
+ECHO_LOAD := $${CARGO_TARGET_DIR:-target}/release/echo_load
+
 bench: all bmods
 	sh compat-tests/bench/run.sh ./skynet
 	sh compat-tests/bench/lua/run.sh ./skynet
+	$(CARGO) build --release -p compat-tests --bin echo_load
+	sh compat-tests/bench/socket/run.sh ./skynet $(ECHO_LOAD)
 
 # Regenerates include/*.h with cbindgen from ffi/src/abi/*.rs (configs in ffi/cbindgen/).
 headers:

@@ -1,7 +1,8 @@
 //! `skynet.socketdriver` (SURFACE §10.3): the read buffers of `skynet.socket`, message
 //! unpacking and small helpers. This file holds the functions that need neither the service
-//! context nor the socket server; the others are added by [`luaopen_skynet_socketdriver`] at the
-//! marked place once the socket server exists.
+//! context nor the socket server; [`net`] has the socket-server requests (connect, listen,
+//! send, UDP, info, ...), which [`luaopen_skynet_socketdriver`] adds with the context as their
+//! upvalue.
 //!
 //! # Read buffers and the node pool
 //! A buffer (`buffer()`) is a queue of received blocks (`malloc`'d DATA buffers whose ownership
@@ -30,13 +31,15 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod net;
+
 use crate::cmem;
 use crate::lua::{ffi, raise_where, set_funcs, CFunction};
 use crate::socket_message::{self as sm, Payload};
 use ffi::lua_State;
 use std::ffi::{c_char, c_int, CStr};
 use std::mem::{size_of, ManuallyDrop, MaybeUninit};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ptr;
 
 /// log2 of the largest chunk (4096 nodes).
@@ -678,9 +681,18 @@ pub unsafe extern "C-unwind" fn ludp_address(l: *mut lua_State) -> c_int {
 pub fn udp_address_text(addr: &[u8]) -> Option<(String, u16)> {
     let port = u16::from_be_bytes([*addr.get(1)?, *addr.get(2)?]);
     let ip = match addr.len() {
-        7 => Ipv4Addr::from(<[u8; 4]>::try_from(&addr[3..]).ok()?).to_string(),
-        19 => {
-            let v6 = Ipv6Addr::from(<[u8; 16]>::try_from(&addr[3..]).ok()?);
+        7 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(&addr[3..]).ok()?)),
+        19 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&addr[3..]).ok()?)),
+        _ => return None,
+    };
+    Some((ip_text(ip), port))
+}
+
+/// An IP address as glibc's `inet_ntop` writes it.
+pub fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
             let seg = v6.segments();
             // glibc prints IPv4-compatible addresses (::a.b.c.d, but not :: or ::1) with a
             // dotted tail; Rust prints them in hex. IPv4-mapped ones agree already.
@@ -691,9 +703,7 @@ pub fn udp_address_text(addr: &[u8]) -> Option<(String, u16)> {
                 v6.to_string()
             }
         }
-        _ => return None,
-    };
-    Some((ip, port))
+    }
 }
 
 /// Why an address could not be split into host and port.
@@ -785,7 +795,8 @@ const BUFFER_FUNCTIONS: [(&CStr, CFunction); 10] = [
     (c"unpack", lunpack),
 ];
 
-/// Context-bound functions available so far (each gets the context as upvalue 1).
+/// The context-bound function defined here (each gets the context as upvalue 1; the others
+/// are [`net::FUNCTIONS`]).
 const CONTEXT_FUNCTIONS: [(&CStr, CFunction); 1] = [(c"udp_address", ludp_address)];
 
 /// Registers the context-free functions into the table on top of the stack.
@@ -807,18 +818,14 @@ pub unsafe extern "C-unwind" fn luaopen_skynet_socketdriver(l: *mut lua_State) -
     unsafe {
         ffi::lua_createtable(l, 0, 28);
         register_buffer_functions(l);
-        // HOOK (socket server): `info` — context-free in upstream (registered without upvalue,
-        // next to the functions above) but it reads the socket server's socket list
-        // (skynet_socket_info) — goes here with `set_funcs(l, &[(c"info", linfo)], 0)`.
+        // `info` reads the socket list but, as upstream, is registered without the context.
+        set_funcs(l, &[(c"info", net::linfo)], 0);
         ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
         if ffi::lua_touserdata(l, -1).is_null() {
             return ffi::luaL_error(l, c"Init skynet context first".as_ptr());
         }
-        // HOOK (socket server): the 16 remaining context-bound functions join
-        // CONTEXT_FUNCTIONS, all receiving the context (light userdata) as upvalue 1:
-        // connect, close, shutdown, listen, send, lsend, bind, start, pause, nodelay, udp,
-        // udp_connect, udp_dial, udp_listen, udp_send, resolve. `address_port` above parses
-        // their "host:port" arguments.
+        set_funcs(l, &net::FUNCTIONS, 1);
+        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
         set_funcs(l, &CONTEXT_FUNCTIONS, 1);
     }
     1
@@ -1284,8 +1291,11 @@ expect_err("Invalid udp address", sd.udp_address, "")
                 n += 1;
                 ffi::lua_pop(l, 1);
             }
-            assert_eq!(n, BUFFER_FUNCTIONS.len() + CONTEXT_FUNCTIONS.len());
-            assert_eq!(n, 11);
+            assert_eq!(
+                n,
+                BUFFER_FUNCTIONS.len() + 1 + net::FUNCTIONS.len() + CONTEXT_FUNCTIONS.len()
+            );
+            assert_eq!(n, 28);
             ffi::lua_close(l);
         }
     }
