@@ -166,10 +166,11 @@ fn free_port() -> u16 {
 /// Upstream's own two-node example on 127.0.0.1: node 1 runs cmaster + cslave and
 /// `test/testharborlink.lua`, node 2 cslave and `examples/main_log.lua` (which registers the
 /// global name `LOG`). Needs a checkout of cloudwu/skynet in env `SKYNET_UPSTREAM` (nothing is
-/// built or copied from it) and `skynet.socketdriver`'s socket functions, which cmaster and
-/// cslave use through `skynet.socket`; run with `--ignored` once they exist.
+/// built or copied from it); run with
+/// `SKYNET_UPSTREAM=path cargo test --release -p compat-tests --test harbor -- --ignored`.
+/// Passes on v1.8.0 (2026-11-22).
 #[test]
-#[ignore = "needs SKYNET_UPSTREAM and skynet.socketdriver's socket functions"]
+#[ignore = "needs a skynet checkout in SKYNET_UPSTREAM"]
 fn upstream_cmaster_cslave_two_nodes() {
     let Some(root) = std::env::var_os("SKYNET_UPSTREAM") else {
         eprintln!("SKIP: set SKYNET_UPSTREAM to a skynet checkout");
