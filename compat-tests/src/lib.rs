@@ -398,3 +398,38 @@ impl fmt::Display for Output {
         write!(f, "--- stderr ---\n{}", self.stderr.trim_end())
     }
 }
+
+/// The port from a running node's `LISTEN <ip> <port>` log line.
+pub fn listen_port(run: &Running, timeout: Duration) -> u16 {
+    let line = run
+        .wait_for("] LISTEN ", timeout)
+        .expect("the service logs LISTEN <ip> <port>");
+    line.rsplit(' ')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
+}
+
+/// A client connection to 127.0.0.1:`port` with read and write timeouts.
+pub fn connect_loopback(port: u16, io_timeout: Duration) -> std::net::TcpStream {
+    let c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the node");
+    c.set_read_timeout(Some(io_timeout)).unwrap();
+    c.set_write_timeout(Some(io_timeout)).unwrap();
+    c
+}
+
+/// Enough descriptors for `n` connections in this process and in the nodes it starts (which
+/// inherit the limit).
+pub fn raise_nofile(n: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid, exclusively borrowed struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < n {
+            lim.rlim_cur = n.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

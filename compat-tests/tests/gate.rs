@@ -14,9 +14,7 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn connect(port: u16) -> TcpStream {
-    let c = TcpStream::connect(("127.0.0.1", port)).expect("connect to the gate");
-    c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    c.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    let c = compat_tests::connect_loopback(port, IO_TIMEOUT);
     c.set_nodelay(true).unwrap();
     c
 }

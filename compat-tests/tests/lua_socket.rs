@@ -31,38 +31,13 @@ fn finish(run: Running) -> Output {
     out
 }
 
-/// The port from the service's "LISTEN <ip> <port>" line.
+/// The port from the "LISTEN <ip> <port>" line.
 fn listen_port(run: &Running) -> u16 {
-    let line = run
-        .wait_for("] LISTEN ", TIMEOUT)
-        .expect("the service logs LISTEN <ip> <port>");
-    line.rsplit(' ')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"))
+    compat_tests::listen_port(run, TIMEOUT)
 }
 
 fn connect(port: u16) -> TcpStream {
-    let c = TcpStream::connect(("127.0.0.1", port)).expect("connect to the service");
-    c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    c.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    c
-}
-
-/// Enough descriptors for `n` connections in this process and in the node (which inherits
-/// the limit).
-fn raise_nofile(n: u64) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid, exclusively borrowed struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < n {
-            lim.rlim_cur = n.min(lim.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
+    compat_tests::connect_loopback(port, IO_TIMEOUT)
 }
 
 /// A Lua echo server (DATA buffers sent back with their ownership) under 1000 concurrent
@@ -72,7 +47,7 @@ fn raise_nofile(n: u64) {
 fn lua_echo_server_with_1000_connections() {
     const CLIENTS: usize = 1000;
     const ROUNDS: usize = 3;
-    raise_nofile(4 * CLIENTS as u64);
+    compat_tests::raise_nofile(4 * CLIENTS as u64);
     let run = spawn_lua("t_sd_echo 127.0.0.1");
     let port = listen_port(&run);
     let started = Instant::now();

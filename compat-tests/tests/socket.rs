@@ -10,38 +10,13 @@ use std::time::{Duration, Instant};
 const TIMEOUT: Duration = Duration::from_secs(20);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The port from the module's "LISTEN <ip> <port>" line.
+/// The port from the "LISTEN <ip> <port>" line.
 fn listen_port(run: &Running) -> u16 {
-    let line = run
-        .wait_for("] LISTEN ", TIMEOUT)
-        .expect("the module logs LISTEN <ip> <port>");
-    line.rsplit(' ')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"))
+    compat_tests::listen_port(run, TIMEOUT)
 }
 
 fn connect(port: u16) -> TcpStream {
-    let c = TcpStream::connect(("127.0.0.1", port)).expect("connect to the module");
-    c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    c.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    c
-}
-
-/// Enough descriptors for `n` connections in this process and in the node (which inherits
-/// the limit).
-fn raise_nofile(n: u64) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid, exclusively borrowed struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < n {
-            lim.rlim_cur = n.min(lim.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
+    compat_tests::connect_loopback(port, IO_TIMEOUT)
 }
 
 fn finish(run: Running) -> Output {
@@ -59,7 +34,7 @@ fn echo_server_with_1000_connections() {
     }
     const CLIENTS: usize = 1000;
     const ROUNDS: usize = 3;
-    raise_nofile(4 * CLIENTS as u64);
+    compat_tests::raise_nofile(4 * CLIENTS as u64);
     let run = Node::spawn("", "t_sock_echo 127.0.0.1");
     let port = listen_port(&run);
     let started = Instant::now();
