@@ -822,19 +822,10 @@ pub unsafe extern "C-unwind" fn unpack(l: *mut lua_State) -> c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::CString;
 
-    /// Owns a raw Lua state for a test.
-    struct State(*mut lua_State);
+    use crate::testlua::{self, State};
 
-    impl Drop for State {
-        fn drop(&mut self) {
-            // SAFETY: the state was created by luaL_newstate and is closed once.
-            unsafe { ffi::lua_close(self.0) };
-        }
-    }
-
-    /// `cfree(p)`: libc free of a pack buffer.
+    /// `cfree(p)`: libc free of a pack buffer (pack allocates with libc, not `cmem`).
     unsafe extern "C-unwind" fn cfree(l: *mut lua_State) -> c_int {
         // SAFETY: test-only; argument 1 is a pointer returned by `pack`.
         unsafe { libc::free(ffi::lua_touserdata(l, 1)) };
@@ -842,59 +833,20 @@ mod tests {
     }
 
     fn new_state() -> State {
-        // SAFETY: fresh state; globals registered with valid C functions and names.
-        unsafe {
-            let l = ffi::luaL_newstate();
-            assert!(!l.is_null());
-            ffi::luaL_openlibs(l);
-            let funcs: [(&std::ffi::CStr, ffi::lua_CFunction); 4] = [
+        testlua::new_state(
+            &[],
+            &[
                 (c"pack", pack),
                 (c"unpack", unpack),
                 (c"packstring", packstring),
                 (c"cfree", cfree),
-            ];
-            for (name, f) in funcs {
-                ffi::lua_pushcfunction(l, f);
-                ffi::lua_setglobal(l, name.as_ptr());
-            }
-            ffi::lua_pushlightuserdata(l, ptr::null_mut());
-            ffi::lua_setglobal(l, c"nullptr".as_ptr());
-            State(l)
-        }
+            ],
+        )
     }
 
-    /// Run a chunk (with the helper prelude) and return its error message, if any.
+    /// Runs a chunk after the helper prelude; its error message, if any.
     fn run(st: &State, code: &str) -> Result<(), String> {
-        let src = format!("{PRELUDE}\n{code}");
-        let name = CString::new("=test").unwrap();
-        // SAFETY: valid state; the buffer outlives the load; the call is protected.
-        unsafe {
-            let l = st.0;
-            let base = ffi::lua_gettop(l);
-            let mut rc = ffi::luaL_loadbufferx(
-                l,
-                src.as_ptr().cast(),
-                src.len(),
-                name.as_ptr(),
-                ptr::null(),
-            );
-            if rc == ffi::LUA_OK {
-                rc = ffi::lua_pcall(l, 0, 0, 0);
-            }
-            let res = if rc == ffi::LUA_OK {
-                Ok(())
-            } else {
-                let mut len = 0usize;
-                let p = ffi::lua_tolstring(l, -1, &mut len);
-                Err(if p.is_null() {
-                    "(non-string error)".to_string()
-                } else {
-                    String::from_utf8_lossy(std::slice::from_raw_parts(p.cast(), len)).into_owned()
-                })
-            };
-            ffi::lua_settop(l, base);
-            res
-        }
+        testlua::run(st, &format!("{PRELUDE}\n{code}"))
     }
 
     fn check(code: &str) {
