@@ -433,3 +433,34 @@ pub fn raise_nofile(n: u64) {
         }
     }
 }
+
+/// Drives an echo server on 127.0.0.1:`port` with `clients` connections open at once: each
+/// round writes `msg(client, round)` on every connection before reading any echo back, and
+/// checks every echo. Returns the bytes echoed.
+pub fn echo_rounds(
+    port: u16,
+    clients: usize,
+    rounds: usize,
+    io_timeout: Duration,
+    msg: impl Fn(usize, usize) -> Vec<u8>,
+) -> usize {
+    use std::io::Write;
+    let mut conns: Vec<std::net::TcpStream> = (0..clients)
+        .map(|_| connect_loopback(port, io_timeout))
+        .collect();
+    let mut total = 0;
+    for round in 0..rounds {
+        let msgs: Vec<Vec<u8>> = (0..clients).map(|i| msg(i, round)).collect();
+        for (c, m) in conns.iter_mut().zip(&msgs) {
+            c.write_all(m).expect("write to the echo server");
+        }
+        for (i, (c, m)) in conns.iter_mut().zip(&msgs).enumerate() {
+            let mut back = vec![0; m.len()];
+            c.read_exact(&mut back)
+                .unwrap_or_else(|e| panic!("echo for client {i} round {round}: {e}"));
+            assert!(back == *m, "client {i} round {round}: wrong echo");
+            total += m.len();
+        }
+    }
+    total
+}

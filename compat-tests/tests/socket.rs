@@ -38,30 +38,13 @@ fn echo_server_with_1000_connections() {
     let run = Node::spawn("", "t_sock_echo 127.0.0.1");
     let port = listen_port(&run);
     let started = Instant::now();
-    let mut clients: Vec<TcpStream> = (0..CLIENTS).map(|_| connect(port)).collect();
-    let mut total = 0usize;
-    for round in 0..ROUNDS {
-        let msgs: Vec<Vec<u8>> = (0..CLIENTS)
-            .map(|i| {
-                let len = 16 + (i * 37 + round * 101) % 3000;
-                let mut m = format!("r{round}c{i}:").into_bytes();
-                m.resize(len, b'a' + (i % 26) as u8);
-                m
-            })
-            .collect();
-        for (c, m) in clients.iter_mut().zip(&msgs) {
-            c.write_all(m).expect("write to the echo server");
-        }
-        for (i, (c, m)) in clients.iter_mut().zip(&msgs).enumerate() {
-            let mut back = vec![0; m.len()];
-            c.read_exact(&mut back)
-                .unwrap_or_else(|e| panic!("echo for client {i} round {round}: {e}"));
-            assert!(back == *m, "client {i} round {round}: wrong echo");
-            total += m.len();
-        }
-    }
+    let total = compat_tests::echo_rounds(port, CLIENTS, ROUNDS, IO_TIMEOUT, |i, round| {
+        let len = 16 + (i * 37 + round * 101) % 3000;
+        let mut m = format!("r{round}c{i}:").into_bytes();
+        m.resize(len, b'a' + (i % 26) as u8);
+        m
+    });
     assert!(started.elapsed() < TIMEOUT, "took {:?}", started.elapsed());
-    drop(clients);
     let mut ctl = connect(port);
     ctl.write_all(b"QUIT").unwrap();
     let out = finish(run);
