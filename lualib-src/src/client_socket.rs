@@ -29,6 +29,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+use crate::lua::lua_function;
 use crate::lua::{ffi, new_lib, raise_where, CFunction};
 use ffi::lua_State;
 use nix::errno::Errno;
@@ -68,6 +69,7 @@ fn connect(addr: &[u8], port: c_int) -> Option<RawFd> {
     Some(stream.into_raw_fd())
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lconnect(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; checks raise before anything is owned.
     let (addr, port) = unsafe { (check_cstr(l, 1), ffi::luaL_checkinteger(l, 2) as c_int) };
@@ -85,6 +87,7 @@ unsafe extern "C-unwind" fn lconnect(l: *mut lua_State) -> c_int {
     }
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lclose(l: *mut lua_State) -> c_int {
     // SAFETY: the running state.
     let fd = unsafe { ffi::luaL_checkinteger(l, 1) } as RawFd;
@@ -124,6 +127,7 @@ fn wait_writable(fd: RawFd) {
     unsafe { libc::poll(&mut p, 1, -1) };
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lsend(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; the string stays on the stack during the call.
     let (fd, mut data) = unsafe {
@@ -144,6 +148,7 @@ unsafe extern "C-unwind" fn lsend(l: *mut lua_State) -> c_int {
     0
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lrecv(l: *mut lua_State) -> c_int {
     // SAFETY: the running state.
     let fd = unsafe { ffi::luaL_checkinteger(l, 1) } as RawFd;
@@ -160,6 +165,7 @@ unsafe extern "C-unwind" fn lrecv(l: *mut lua_State) -> c_int {
     1
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lshutdown(l: *mut lua_State) -> c_int {
     // SAFETY: the running state.
     let (fd, mode) = unsafe { (ffi::luaL_checkinteger(l, 1) as RawFd, check_cstr(l, 2)) };
@@ -193,6 +199,7 @@ unsafe extern "C-unwind" fn lshutdown(l: *mut lua_State) -> c_int {
     0
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lusleep(l: *mut lua_State) -> c_int {
     // SAFETY: the running state.
     let us = unsafe { ffi::luaL_checknumber(l, 1) };
@@ -236,6 +243,7 @@ fn stdin_lines() -> &'static Mutex<Receiver<Vec<u8>>> {
     })
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lreadstdin(l: *mut lua_State) -> c_int {
     let line = stdin_lines().lock().try_recv().ok();
     let Some(line) = line else { return 0 };
@@ -251,6 +259,7 @@ unsafe extern "C-unwind" fn lreadstdin(l: *mut lua_State) -> c_int {
 ///
 /// # Safety
 /// Called by Lua as a C function.
+#[lua_function]
 pub unsafe extern "C-unwind" fn luaopen_client_socket(l: *mut lua_State) -> c_int {
     const FUNCS: [(&CStr, CFunction); 7] = [
         (c"connect", lconnect),

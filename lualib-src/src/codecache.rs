@@ -10,6 +10,7 @@
 //! "OFF" always reads the source. `clear()` empties the cache, so edited files
 //! are read again (as upstream's hot-fix flow expects).
 
+use crate::lua::lua_function;
 use crate::lua::{ffi, new_lib, to_bytes, CFunction};
 use ffi::lua_State;
 use parking_lot::Mutex;
@@ -55,12 +56,16 @@ unsafe extern "C-unwind" fn write_chunk(
     sz: usize,
     ud: *mut c_void,
 ) -> c_int {
-    // SAFETY: ud is the Vec passed by `load_file`; p has sz bytes.
-    unsafe {
-        let out = &mut *(ud as *mut Vec<u8>);
-        out.extend_from_slice(std::slice::from_raw_parts(p as *const u8, sz));
-    }
-    0
+    // A panic (out of memory while growing) must not unwind into lua_dump: report a write
+    // error instead, which makes the dump fail cleanly.
+    std::panic::catch_unwind(|| {
+        // SAFETY: ud is the Vec passed by `load_file`; p has sz bytes.
+        unsafe {
+            let out = &mut *(ud as *mut Vec<u8>);
+            out.extend_from_slice(std::slice::from_raw_parts(p as *const u8, sz));
+        }
+    })
+    .map_or(1, |()| 0)
 }
 
 /// `luaL_loadfilex` through the cache: pushes the chunk (or an error message) and returns the
@@ -127,6 +132,7 @@ unsafe fn load_cached(
 }
 
 /// Replacement for the base library's `loadfile(filename [, mode [, env]])`.
+#[lua_function]
 unsafe extern "C-unwind" fn loadfile(l: *mut lua_State) -> c_int {
     // SAFETY: valid state; the raising checks run before anything is owned.
     unsafe {
@@ -160,6 +166,7 @@ unsafe extern "C-unwind" fn loadfile(l: *mut lua_State) -> c_int {
 
 /// `package.searchers[2]` through the cache: finds `name` on `package.path` (upvalue 1 is
 /// the package table) and loads it.
+#[lua_function]
 unsafe extern "C-unwind" fn search_lua(l: *mut lua_State) -> c_int {
     // SAFETY: valid state; raising calls happen while nothing of ours is alive.
     unsafe {
@@ -211,11 +218,13 @@ pub unsafe fn install(l: *mut lua_State) {
     }
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn clear(_l: *mut lua_State) -> c_int {
     cache().lock().clear();
     0
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn mode(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe {
@@ -245,6 +254,7 @@ unsafe extern "C-unwind" fn mode(l: *mut lua_State) -> c_int {
 ///
 /// # Safety
 /// Called by Lua as a C function.
+#[lua_function]
 pub unsafe extern "C-unwind" fn luaopen_skynet_codecache(l: *mut lua_State) -> c_int {
     const FUNCS: [(&CStr, CFunction); 3] =
         [(c"clear", clear), (c"mode", mode), (c"loadfile", loadfile)];

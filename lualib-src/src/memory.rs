@@ -2,6 +2,7 @@
 //! (bytes and blocks counted by the snlua allocator). The jemalloc-only calls answer zero /
 //! false and say so in the log, as upstream's build without jemalloc does.
 
+use crate::lua::lua_function;
 use crate::lua::{ffi, new_lib, CFunction};
 use crate::vm::{all_stats, Vm};
 use ffi::lua_State;
@@ -14,6 +15,7 @@ fn log(text: String) {
     }
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn total(l: *mut lua_State) -> c_int {
     let t: usize = all_stats()
         .iter()
@@ -24,6 +26,7 @@ unsafe extern "C-unwind" fn total(l: *mut lua_State) -> c_int {
     1
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn block(l: *mut lua_State) -> c_int {
     let t: usize = all_stats()
         .iter()
@@ -34,6 +37,7 @@ unsafe extern "C-unwind" fn block(l: *mut lua_State) -> c_int {
     1
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn current(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     let bytes = unsafe { Vm::of(l) }.map_or(0, Vm::memory);
@@ -42,6 +46,7 @@ unsafe extern "C-unwind" fn current(l: *mut lua_State) -> c_int {
     1
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn info(l: *mut lua_State) -> c_int {
     let stats = all_stats();
     // SAFETY: valid state; nothing raises while `stats` is alive except memory errors.
@@ -59,6 +64,7 @@ unsafe extern "C-unwind" fn info(l: *mut lua_State) -> c_int {
     1
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn dump(_l: *mut lua_State) -> c_int {
     let mut stats = all_stats();
     stats.sort_by_key(|s| s.handle.load(Ordering::Relaxed));
@@ -78,11 +84,13 @@ unsafe extern "C-unwind" fn dump(_l: *mut lua_State) -> c_int {
     0
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn dumpinfo(_l: *mut lua_State) -> c_int {
     log("No jemalloc".to_owned());
     0
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn jestat(l: *mut lua_State) -> c_int {
     const KEYS: [&CStr; 5] = [
         c"stats.allocated",
@@ -102,6 +110,7 @@ unsafe extern "C-unwind" fn jestat(l: *mut lua_State) -> c_int {
     1
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn mallctl(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe {
@@ -115,11 +124,13 @@ unsafe extern "C-unwind" fn mallctl(l: *mut lua_State) -> c_int {
     1
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn dumpheap(_l: *mut lua_State) -> c_int {
     log("No jemalloc : mallctl_cmd prof.dump.".to_owned());
     0
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn profactive(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe { ffi::lua_pushboolean(l, 0) };
@@ -130,6 +141,7 @@ unsafe extern "C-unwind" fn profactive(l: *mut lua_State) -> c_int {
 ///
 /// # Safety
 /// Called by Lua as a C function.
+#[lua_function]
 pub unsafe extern "C-unwind" fn luaopen_skynet_memory(l: *mut lua_State) -> c_int {
     const FUNCS: [(&CStr, CFunction); 10] = [
         (c"total", total),

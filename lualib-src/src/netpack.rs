@@ -39,6 +39,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 use crate::cmem::{self, CBlock, GrowBuf};
+use crate::lua::lua_function;
 use crate::lua::{ffi, new_lib, raise_where, CFunction};
 use crate::socket_message::{self as sm, Payload};
 use ffi::lua_State;
@@ -352,6 +353,7 @@ unsafe fn queue_arg(l: *mut lua_State, idx: c_int) -> QueueArg {
     }
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn queue_gc(l: *mut lua_State) -> c_int {
     // SAFETY: called as __gc with our userdata; the pointer slot is cleared before the drop so a
     // resurrected queue is seen as collected.
@@ -414,6 +416,7 @@ unsafe fn push_text(l: *mut lua_State, payload: Payload<'_>) {
 }
 
 /// `filter(queue, msg, sz)` (see the module doc).
+#[lua_function]
 unsafe extern "C-unwind" fn lfilter(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; every raising call happens while only plain data is alive.
     unsafe {
@@ -554,6 +557,7 @@ unsafe fn filter_data(
 }
 
 /// `pop(queue)` → fd, ptr, size, or nothing.
+#[lua_function]
 unsafe extern "C-unwind" fn lpop(l: *mut lua_State) -> c_int {
     // SAFETY: the running state.
     let q = match unsafe { queue_arg(l, 1) } {
@@ -578,6 +582,7 @@ unsafe extern "C-unwind" fn lpop(l: *mut lua_State) -> c_int {
 }
 
 /// `clear(queue)`: frees every pending and partial packet.
+#[lua_function]
 unsafe extern "C-unwind" fn lclear(l: *mut lua_State) -> c_int {
     // SAFETY: the running state.
     match unsafe { queue_arg(l, 1) } {
@@ -591,6 +596,7 @@ unsafe extern "C-unwind" fn lclear(l: *mut lua_State) -> c_int {
 }
 
 /// `pack(str | ptr, sz)` → malloc'd ptr (2-byte big-endian length + bytes), size + 2.
+#[lua_function]
 unsafe extern "C-unwind" fn lpack(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; checks raise before anything is owned.
     let (ptr, len) = unsafe {
@@ -639,6 +645,7 @@ unsafe extern "C-unwind" fn lpack(l: *mut lua_State) -> c_int {
 }
 
 /// `tostring(ptr, sz)` → string; frees `ptr` ("" for NULL).
+#[lua_function]
 unsafe extern "C-unwind" fn ltostring(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; the pointer is a malloc block given up by Lua code (as
     // upstream trusts); pushlstring may raise a memory error, then the block leaks (no UB).
@@ -665,6 +672,7 @@ unsafe extern "C-unwind" fn ltostring(l: *mut lua_State) -> c_int {
 ///
 /// # Safety
 /// Called by Lua as a C function.
+#[lua_function]
 pub unsafe extern "C-unwind" fn luaopen_skynet_netpack(l: *mut lua_State) -> c_int {
     const FUNCS: [(&CStr, CFunction); 4] = [
         (c"pop", lpop),
@@ -693,6 +701,7 @@ mod tests {
     use crate::testlua;
 
     /// `setlimits(queue, packets, bytes)`.
+    #[lua_function]
     unsafe extern "C-unwind" fn setlimits(l: *mut lua_State) -> c_int {
         // SAFETY: test helper; argument 1 is a live queue.
         unsafe {
@@ -708,6 +717,7 @@ mod tests {
     }
 
     /// `pending(queue)` → packets, bytes, partial fds.
+    #[lua_function]
     unsafe extern "C-unwind" fn pending(l: *mut lua_State) -> c_int {
         // SAFETY: test helper; argument 1 is a live queue.
         unsafe {

@@ -5,6 +5,7 @@
 //! time it accumulated; both tables are weak. Times are seconds with the seconds field kept to
 //! 16 bits, as upstream, so long-running processes do not lose precision.
 
+use crate::lua::lua_function;
 use crate::lua::{ffi, set_funcs, CFunction};
 use crate::vm;
 use ffi::lua_State;
@@ -106,6 +107,7 @@ unsafe fn timed_resume(l: *mut lua_State, co_idx: c_int, n: c_int) -> c_int {
     }
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn resume(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe {
@@ -123,6 +125,7 @@ unsafe extern "C-unwind" fn resume(l: *mut lua_State) -> c_int {
     }
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn aux_wrap(l: *mut lua_State) -> c_int {
     // SAFETY: valid state; upvalue 3 is the wrapped coroutine.
     unsafe {
@@ -144,6 +147,7 @@ unsafe extern "C-unwind" fn aux_wrap(l: *mut lua_State) -> c_int {
     }
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn wrap(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe {
@@ -171,6 +175,7 @@ unsafe fn co_arg(l: *mut lua_State) {
     }
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn start(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe {
@@ -188,6 +193,7 @@ unsafe extern "C-unwind" fn start(l: *mut lua_State) -> c_int {
     0
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn stop(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe {
@@ -207,6 +213,7 @@ unsafe extern "C-unwind" fn stop(l: *mut lua_State) -> c_int {
 ///
 /// # Safety
 /// Called by Lua as a C function.
+#[lua_function]
 pub unsafe extern "C-unwind" fn luaopen_skynet_profile(l: *mut lua_State) -> c_int {
     const FUNCS: [(&CStr, CFunction); 4] = [
         (c"start", start),

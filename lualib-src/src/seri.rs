@@ -45,6 +45,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+use crate::lua::lua_function;
 use std::ffi::{c_char, c_int, c_void};
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
@@ -476,6 +477,7 @@ unsafe fn pack_args(l: *mut lua_State, wb: &mut WriteBuf) -> Result<(), Fail> {
 ///
 /// # Safety
 /// Must only be called by Lua as a C function (`l` is the running state).
+#[lua_function]
 pub unsafe extern "C-unwind" fn pack(l: *mut lua_State) -> c_int {
     // SAFETY: `l` is the running state (caller contract).
     match unsafe { pack_inner(l) } {
@@ -510,6 +512,7 @@ unsafe fn pack_inner(l: *mut lua_State) -> Result<c_int, Fail> {
 ///
 /// # Safety
 /// Must only be called by Lua as a C function (`l` is the running state).
+#[lua_function]
 pub unsafe extern "C-unwind" fn packstring(l: *mut lua_State) -> c_int {
     // SAFETY: `l` is the running state (caller contract).
     match unsafe { packstring_inner(l) } {
@@ -760,6 +763,7 @@ unsafe fn unpack_inner(l: *mut lua_State, data: &[u8]) -> Result<c_int, Fail> {
 /// Must only be called by Lua as a C function. As in upstream, a lightuserdata argument must
 /// point to at least `size` readable bytes (that is the caller's contract with skynet; it
 /// cannot be checked).
+#[lua_function]
 pub unsafe extern "C-unwind" fn unpack(l: *mut lua_State) -> c_int {
     // Argument handling may raise (luaL_checkinteger): nothing with a destructor is alive.
     // SAFETY: `l` is the running state; index 1/2 are argument slots (possibly none).
@@ -826,6 +830,7 @@ mod tests {
     use crate::testlua::{self, State};
 
     /// `cfree(p)`: libc free of a pack buffer (pack allocates with libc, not `cmem`).
+    #[lua_function]
     unsafe extern "C-unwind" fn cfree(l: *mut lua_State) -> c_int {
         // SAFETY: test-only; argument 1 is a pointer returned by `pack`.
         unsafe { libc::free(ffi::lua_touserdata(l, 1)) };

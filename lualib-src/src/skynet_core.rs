@@ -3,6 +3,7 @@
 //! Functions bound to the service take its context from upvalue 1 (a light userdata set by
 //! snlua in the registry as `skynet_context`).
 
+use crate::lua::lua_function;
 use crate::lua::{ffi, push_bytes, raise, set_funcs, to_bytes, type_name, CFunction};
 use crate::seri;
 use crate::vm::Vm;
@@ -50,6 +51,7 @@ unsafe fn check_bytes<'a>(l: *mut lua_State, idx: c_int) -> &'a [u8] {
     unsafe { std::slice::from_raw_parts(p as *const u8, len) }
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lcommand(l: *mut lua_State) -> c_int {
     // SAFETY: registered with the context upvalue.
     let (ctx, (cmd, parm)) = unsafe { (ctx(l), command_args(l)) };
@@ -63,6 +65,7 @@ unsafe extern "C-unwind" fn lcommand(l: *mut lua_State) -> c_int {
     }
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn laddresscommand(l: *mut lua_State) -> c_int {
     // SAFETY: registered with the context upvalue.
     let (ctx, (cmd, parm)) = unsafe { (ctx(l), command_args(l)) };
@@ -115,6 +118,7 @@ fn parse_number(s: &str) -> Option<Number> {
     }
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lintcommand(l: *mut lua_State) -> c_int {
     // SAFETY: valid state; checks raise before we own anything.
     let (ctx, cmd, parm) = unsafe {
@@ -154,6 +158,7 @@ unsafe extern "C-unwind" fn lintcommand(l: *mut lua_State) -> c_int {
     1
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lgenid(l: *mut lua_State) -> c_int {
     // SAFETY: registered with the context upvalue.
     let ctx = unsafe { ctx(l) };
@@ -242,11 +247,13 @@ unsafe fn send_message(l: *mut lua_State, source: u32, idx_type: c_int) -> c_int
     1
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lsend(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe { send_message(l, 0, 2) }
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lredirect(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe {
@@ -255,6 +262,7 @@ unsafe extern "C-unwind" fn lredirect(l: *mut lua_State) -> c_int {
     }
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lerror(l: *mut lua_State) -> c_int {
     // SAFETY: valid state; the joined text is built on the Lua stack so a raising __tostring
     // leaves nothing of ours behind.
@@ -275,6 +283,7 @@ unsafe extern "C-unwind" fn lerror(l: *mut lua_State) -> c_int {
     0
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lharbor(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe {
@@ -289,6 +298,7 @@ unsafe extern "C-unwind" fn lharbor(l: *mut lua_State) -> c_int {
 ///
 /// # Safety
 /// Called by Lua as a C function.
+#[lua_function]
 pub unsafe extern "C-unwind" fn traceback(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe {
@@ -377,6 +387,7 @@ impl Callback for LuaCallback {
     }
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lcallback(l: *mut lua_State) -> c_int {
     // SAFETY: valid state; the checks raise before anything is owned.
     unsafe {
@@ -402,6 +413,7 @@ unsafe extern "C-unwind" fn lcallback(l: *mut lua_State) -> c_int {
     0
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn ltostring(l: *mut lua_State) -> c_int {
     // SAFETY: valid state; the pointer and size come from Lua code, as upstream trusts them.
     unsafe {
@@ -419,6 +431,7 @@ unsafe extern "C-unwind" fn ltostring(l: *mut lua_State) -> c_int {
     1
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn ltrash(l: *mut lua_State) -> c_int {
     // SAFETY: valid state; a light userdata passed to trash is a libc block given up by Lua.
     unsafe {
@@ -435,18 +448,21 @@ unsafe extern "C-unwind" fn ltrash(l: *mut lua_State) -> c_int {
     0
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lnow(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe { ffi::lua_pushinteger(l, node().timer.now() as ffi::lua_Integer) };
     1
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lhpc(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe { ffi::lua_pushinteger(l, crate::lua::monotonic_ns()) };
     1
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn ltrace(l: *mut lua_State) -> c_int {
     // SAFETY: valid state; raising checks first, then only stack walking and logging.
     unsafe {
@@ -491,16 +507,19 @@ unsafe extern "C-unwind" fn ltrace(l: *mut lua_State) -> c_int {
     0
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lpack(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe { seri::pack(l) }
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lunpack(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe { seri::unpack(l) }
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lpackstring(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe { seri::packstring(l) }
@@ -510,6 +529,7 @@ unsafe extern "C-unwind" fn lpackstring(l: *mut lua_State) -> c_int {
 ///
 /// # Safety
 /// Called by Lua as a C function.
+#[lua_function]
 pub unsafe extern "C-unwind" fn luaopen_skynet_core(l: *mut lua_State) -> c_int {
     const WITH_CONTEXT: [(&CStr, CFunction); 10] = [
         (c"send", lsend),

@@ -34,6 +34,7 @@
 pub mod net;
 
 use crate::cmem;
+use crate::lua::lua_function;
 use crate::lua::{ffi, raise_where, set_funcs, CFunction};
 use crate::socket_message::{self as sm, Payload};
 use ffi::lua_State;
@@ -96,6 +97,7 @@ unsafe fn fail(l: *mut lua_State, msg: &'static CStr) -> ! {
     unreachable!("luaL_error returned")
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lbuffer(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; the userdata is initialised before anything else can see it.
     unsafe {
@@ -116,6 +118,7 @@ unsafe extern "C-unwind" fn lbuffer(l: *mut lua_State) -> c_int {
 }
 
 /// Frees the blocks of the nodes in `[base, base + n)` (a chunk's `__gc`).
+#[lua_function]
 unsafe extern "C-unwind" fn pool_gc(l: *mut lua_State) -> c_int {
     // SAFETY: called as __gc of a chunk: a userdata holding whole nodes.
     unsafe {
@@ -134,6 +137,7 @@ unsafe extern "C-unwind" fn pool_gc(l: *mut lua_State) -> c_int {
 }
 
 /// Gives every node back to the buffer's pool and frees the blocks (a buffer's `__gc`).
+#[lua_function]
 unsafe extern "C-unwind" fn buffer_gc(l: *mut lua_State) -> c_int {
     // SAFETY: called as __gc of a buffer; its user value keeps the pool and so its chunks alive.
     unsafe {
@@ -369,6 +373,7 @@ unsafe fn pop_lstring(
 }
 
 /// `push(buffer, pool, ptr, sz)` → bytes buffered. Takes ownership of `ptr`.
+#[lua_function]
 unsafe extern "C-unwind" fn lpush(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; only plain data is alive at every raising call.
     unsafe {
@@ -421,6 +426,7 @@ unsafe extern "C-unwind" fn lpush(l: *mut lua_State) -> c_int {
 }
 
 /// `pop(buffer, pool, n)` → string or nil, bytes left.
+#[lua_function]
 unsafe extern "C-unwind" fn lpop(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; only plain data is alive at every raising call.
     unsafe {
@@ -444,6 +450,7 @@ unsafe extern "C-unwind" fn lpop(l: *mut lua_State) -> c_int {
 }
 
 /// `clear(buffer, pool)`: frees everything buffered (nil buffer: nothing).
+#[lua_function]
 unsafe extern "C-unwind" fn lclear(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; only plain data is alive at every raising call.
     unsafe {
@@ -465,6 +472,7 @@ unsafe extern "C-unwind" fn lclear(l: *mut lua_State) -> c_int {
 }
 
 /// `readall(buffer, pool)` → every buffered byte as a string.
+#[lua_function]
 unsafe extern "C-unwind" fn lreadall(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; only plain data is alive at every raising call.
     unsafe {
@@ -545,6 +553,7 @@ unsafe fn find_sep(sb: *const SocketBuffer, sep: &[u8]) -> Result<Option<usize>,
 
 /// `readline(buffer, pool | nil, sep)` → the line without `sep` (pool given), true (check only),
 /// or nothing.
+#[lua_function]
 unsafe extern "C-unwind" fn lreadline(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; only plain data is alive at every raising call.
     unsafe {
@@ -576,6 +585,7 @@ unsafe extern "C-unwind" fn lreadline(l: *mut lua_State) -> c_int {
 }
 
 /// `drop(ptr, sz)`: frees a message block.
+#[lua_function]
 unsafe extern "C-unwind" fn ldrop(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; a light userdata given to drop is a malloc block Lua gives up.
     unsafe {
@@ -590,6 +600,7 @@ unsafe extern "C-unwind" fn ldrop(l: *mut lua_State) -> c_int {
 }
 
 /// `str2p(str)` → malloc'd copy (light userdata), size.
+#[lua_function]
 unsafe extern "C-unwind" fn lstr2p(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; the string stays on the stack while it is copied.
     unsafe {
@@ -603,6 +614,7 @@ unsafe extern "C-unwind" fn lstr2p(l: *mut lua_State) -> c_int {
 }
 
 /// `header(str)` → the 1..4 bytes as a big-endian integer.
+#[lua_function]
 unsafe extern "C-unwind" fn lheader(l: *mut lua_State) -> c_int {
     // SAFETY: the running state.
     unsafe {
@@ -623,6 +635,7 @@ unsafe extern "C-unwind" fn lheader(l: *mut lua_State) -> c_int {
 
 /// `unpack(msg, sz)` → type, id, ud, string (inline) or light userdata (heap)
 /// [, UDP address string].
+#[lua_function]
 unsafe extern "C-unwind" fn lunpack(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; the message memory belongs to the current dispatch.
     unsafe {
@@ -655,6 +668,7 @@ unsafe extern "C-unwind" fn lunpack(l: *mut lua_State) -> c_int {
 ///
 /// # Safety
 /// Called by Lua as a C function.
+#[lua_function]
 pub unsafe extern "C-unwind" fn ludp_address(l: *mut lua_State) -> c_int {
     // SAFETY: the running state.
     let addr = unsafe {
@@ -813,6 +827,7 @@ pub unsafe fn register_buffer_functions(l: *mut lua_State) {
 ///
 /// # Safety
 /// Called by Lua as a C function.
+#[lua_function]
 pub unsafe extern "C-unwind" fn luaopen_skynet_socketdriver(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe {
@@ -837,6 +852,7 @@ mod tests {
     use crate::testlua;
 
     /// `chunklen(chunk)` → number of nodes in a pool chunk.
+    #[lua_function]
     unsafe extern "C-unwind" fn chunklen(l: *mut lua_State) -> c_int {
         // SAFETY: test helper.
         unsafe {
@@ -848,6 +864,7 @@ mod tests {
     }
 
     /// `nodeptr(chunk, i)` → light userdata of node i (0-based) of a chunk.
+    #[lua_function]
     unsafe extern "C-unwind" fn nodeptr(l: *mut lua_State) -> c_int {
         // SAFETY: test helper; only the address is computed.
         unsafe {
@@ -859,6 +876,7 @@ mod tests {
     }
 
     /// Opens the context-free part of the module.
+    #[lua_function]
     unsafe extern "C-unwind" fn open_free(l: *mut lua_State) -> c_int {
         // SAFETY: valid state.
         unsafe {

@@ -2,6 +2,7 @@
 //! inspecting `malloc` blocks.
 
 use crate::cmem;
+use crate::lua::lua_function;
 use crate::lua::{ffi, CFunction};
 use crate::socket_message::build;
 use ffi::lua_State;
@@ -18,6 +19,7 @@ impl Drop for State {
 }
 
 /// `mkdata(fd, str)` → DATA message (a malloc'd copy of str as its buffer), 24.
+#[lua_function]
 unsafe extern "C-unwind" fn mkdata(l: *mut lua_State) -> c_int {
     // SAFETY: test helper called by Lua.
     unsafe {
@@ -32,6 +34,7 @@ unsafe extern "C-unwind" fn mkdata(l: *mut lua_State) -> c_int {
 }
 
 /// `mkinline(type, id, ud, [text])` → inline message, size (24 + #text).
+#[lua_function]
 unsafe extern "C-unwind" fn mkinline(l: *mut lua_State) -> c_int {
     // SAFETY: test helper called by Lua.
     unsafe {
@@ -49,6 +52,7 @@ unsafe extern "C-unwind" fn mkinline(l: *mut lua_State) -> c_int {
 
 /// `mkheap(type, id, ud, [bytes])` → heap message whose buffer is a malloc'd copy of bytes (NULL
 /// if absent), 24.
+#[lua_function]
 unsafe extern "C-unwind" fn mkheap(l: *mut lua_State) -> c_int {
     // SAFETY: test helper called by Lua.
     unsafe {
@@ -70,6 +74,7 @@ unsafe extern "C-unwind" fn mkheap(l: *mut lua_State) -> c_int {
 }
 
 /// `cfree(ptr)`: frees a malloc block (message or buffer).
+#[lua_function]
 unsafe extern "C-unwind" fn cfree(l: *mut lua_State) -> c_int {
     // SAFETY: test helper; argument 1 is a block from the helpers or the module under test.
     unsafe { cmem::free(ffi::lua_touserdata(l, 1).cast()) };
@@ -77,6 +82,7 @@ unsafe extern "C-unwind" fn cfree(l: *mut lua_State) -> c_int {
 }
 
 /// `peek(ptr, sz)` → the bytes as a string (not freed).
+#[lua_function]
 unsafe extern "C-unwind" fn peek(l: *mut lua_State) -> c_int {
     // SAFETY: test helper; the pointer holds sz bytes.
     unsafe {
@@ -88,6 +94,7 @@ unsafe extern "C-unwind" fn peek(l: *mut lua_State) -> c_int {
 }
 
 /// `live()` → malloc blocks alive on this thread (allocated through `cmem`).
+#[lua_function]
 unsafe extern "C-unwind" fn live(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
     unsafe { ffi::lua_pushinteger(l, cmem::live_blocks() as ffi::lua_Integer) };

@@ -211,12 +211,17 @@ pub unsafe fn resume(
 unsafe extern "C-unwind" fn signal_hook(l: *mut lua_State, _ar: *mut lua_Debug) {
     // SAFETY: l is valid while its hook runs.
     unsafe { ffi::lua_sethook(l, None, 0, 0) };
+    // The hook touches only atomics; the guard keeps even a broken invariant from unwinding
+    // into Lua's C frames.
     // SAFETY: as above.
-    if let Some(vm) = unsafe { Vm::of(l) } {
-        if vm.trap.swap(0, Ordering::AcqRel) != 0 {
-            // SAFETY: raising from a hook is allowed; nothing with a destructor is alive here.
-            unsafe { ffi::luaL_error(l, c"signal 0".as_ptr()) };
-        }
+    let trapped = std::panic::catch_unwind(|| match unsafe { Vm::of(l) } {
+        Some(vm) => vm.trap.swap(0, Ordering::AcqRel) != 0,
+        None => false,
+    })
+    .unwrap_or(false);
+    if trapped {
+        // SAFETY: raising from a hook is allowed; nothing with a destructor is alive here.
+        unsafe { ffi::luaL_error(l, c"signal 0".as_ptr()) };
     }
 }
 

@@ -27,6 +27,7 @@
 //! - Without a socket server (not possible in a running node) every request fails.
 
 use super::{address_port, fail, ip_text};
+use crate::lua::lua_function;
 use crate::lua::{ffi, raise_where, to_bytes, CFunction};
 use ffi::lua_State;
 use skynet_core::socket_server::{info_type, SendData, SocketInfo, SocketServer};
@@ -112,6 +113,7 @@ fn host_text(host: &[u8]) -> String {
 }
 
 /// `connect(addr, [port])` → id (-1 on failure). Port 0 raises "Invalid port".
+#[lua_function]
 unsafe extern "C-unwind" fn lconnect(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; every raise happens before anything is owned.
     let (owner, host, port) = unsafe {
@@ -131,6 +133,7 @@ unsafe extern "C-unwind" fn lconnect(l: *mut lua_State) -> c_int {
 }
 
 /// `close(id)`: graceful close.
+#[lua_function]
 unsafe extern "C-unwind" fn lclose(l: *mut lua_State) -> c_int {
     // SAFETY: the running state.
     let id = unsafe { check_int(l, 1) };
@@ -141,6 +144,7 @@ unsafe extern "C-unwind" fn lclose(l: *mut lua_State) -> c_int {
 }
 
 /// `shutdown(id)`: immediate close, pending data discarded.
+#[lua_function]
 unsafe extern "C-unwind" fn lshutdown(l: *mut lua_State) -> c_int {
     // SAFETY: the running state.
     let id = unsafe { check_int(l, 1) };
@@ -152,6 +156,7 @@ unsafe extern "C-unwind" fn lshutdown(l: *mut lua_State) -> c_int {
 
 /// `listen(addr, [port], [backlog = 32])` → id; raises "Listen error". Port 0 picks a free
 /// port, which the CONNECT event reports (ud).
+#[lua_function]
 unsafe extern "C-unwind" fn llisten(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; every raise happens before anything is owned.
     let (owner, host, port, backlog) = unsafe {
@@ -290,17 +295,20 @@ unsafe fn send(l: *mut lua_State, low: bool) -> c_int {
     1
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lsend(l: *mut lua_State) -> c_int {
     // SAFETY: the running state.
     unsafe { send(l, false) }
 }
 
+#[lua_function]
 unsafe extern "C-unwind" fn lsendlow(l: *mut lua_State) -> c_int {
     // SAFETY: the running state.
     unsafe { send(l, true) }
 }
 
 /// `bind(fd)` → id: the descriptor as a readable socket (CONNECT "binding" follows).
+#[lua_function]
 unsafe extern "C-unwind" fn lbind(l: *mut lua_State) -> c_int {
     // SAFETY: the running state.
     let (owner, fd) = unsafe { (owner(l), check_int(l, 1)) };
@@ -325,6 +333,7 @@ unsafe extern "C-unwind" fn lbind(l: *mut lua_State) -> c_int {
 }
 
 /// `start(id)`: starts (or resumes) reading; the caller becomes the owner.
+#[lua_function]
 unsafe extern "C-unwind" fn lstart(l: *mut lua_State) -> c_int {
     // SAFETY: the running state.
     let (owner, id) = unsafe { (owner(l), check_int(l, 1)) };
@@ -335,6 +344,7 @@ unsafe extern "C-unwind" fn lstart(l: *mut lua_State) -> c_int {
 }
 
 /// `pause(id)`: stops reading.
+#[lua_function]
 unsafe extern "C-unwind" fn lpause(l: *mut lua_State) -> c_int {
     // SAFETY: the running state.
     let id = unsafe { check_int(l, 1) };
@@ -345,6 +355,7 @@ unsafe extern "C-unwind" fn lpause(l: *mut lua_State) -> c_int {
 }
 
 /// `nodelay(id)`: TCP_NODELAY.
+#[lua_function]
 unsafe extern "C-unwind" fn lnodelay(l: *mut lua_State) -> c_int {
     // SAFETY: the running state.
     let id = unsafe { check_int(l, 1) };
@@ -355,6 +366,7 @@ unsafe extern "C-unwind" fn lnodelay(l: *mut lua_State) -> c_int {
 }
 
 /// `udp([addr], [port])` → id; raises "udp init failed". Bound when an address is given.
+#[lua_function]
 unsafe extern "C-unwind" fn ludp(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; every raise happens before anything is owned.
     let (owner, host, port) = unsafe {
@@ -380,6 +392,7 @@ unsafe extern "C-unwind" fn ludp(l: *mut lua_State) -> c_int {
 }
 
 /// `udp_connect(id, addr, [port])`: sets the default peer; raises "udp connect failed".
+#[lua_function]
 unsafe extern "C-unwind" fn ludp_connect(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; every raise happens before anything is owned.
     let (id, host, port) = unsafe {
@@ -400,6 +413,7 @@ unsafe extern "C-unwind" fn ludp_connect(l: *mut lua_State) -> c_int {
 
 /// `udp_dial(addr, [port])` → id of a new UDP socket with that default peer; raises
 /// "udp dial host failed".
+#[lua_function]
 unsafe extern "C-unwind" fn ludp_dial(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; every raise happens before anything is owned.
     let (owner, host, port) = unsafe {
@@ -421,6 +435,7 @@ unsafe extern "C-unwind" fn ludp_dial(l: *mut lua_State) -> c_int {
 
 /// `udp_listen(addr, [port])` → id of a UDP socket bound there (port not 0); raises
 /// "udp listen host failed".
+#[lua_function]
 unsafe extern "C-unwind" fn ludp_listen(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; every raise happens before anything is owned.
     let (owner, host, port) = unsafe {
@@ -442,6 +457,7 @@ unsafe extern "C-unwind" fn ludp_listen(l: *mut lua_State) -> c_int {
 
 /// `udp_send(id, address, data, [size])` → true if queued. `address` is a 7/19-byte record
 /// (a UDP event's fifth value).
+#[lua_function]
 unsafe extern "C-unwind" fn ludp_send(l: *mut lua_State) -> c_int {
     // SAFETY: the running state; every raise happens before anything is owned.
     let (id, address, data) = unsafe {
@@ -498,6 +514,7 @@ fn getaddrinfo(host: &[u8]) -> Result<Vec<IpAddr>, &'static CStr> {
 }
 
 /// `resolve(host)` → array of IP strings; raises the resolver's error text.
+#[lua_function]
 unsafe extern "C-unwind" fn lresolve(l: *mut lua_State) -> c_int {
     // SAFETY: the running state.
     let host = unsafe { check_bytes(l, 1) };
@@ -597,6 +614,7 @@ unsafe fn push_info(l: *mut lua_State, si: &SocketInfo) {
 ///
 /// # Safety
 /// Called by Lua as a C function.
+#[lua_function]
 pub unsafe extern "C-unwind" fn linfo(l: *mut lua_State) -> c_int {
     let infos = ManuallyDrop::new(server().map(SocketServer::info).unwrap_or_default());
     // SAFETY: valid state; if a push raises (out of memory), the list only leaks.
