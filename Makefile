@@ -15,9 +15,19 @@ HEADERS := $(wildcard include/*.h)
 LUA_INC ?= /usr/include/lua5.4
 LMODS := $(if $(wildcard $(LUA_INC)/lua.h),$(patsubst compat-tests/luaclib/%.c,$(BUILD)/luaclib/%.so,$(wildcard compat-tests/luaclib/*.c)))
 
-.PHONY: all skynet test test-lua55 fuzz-smoke bench cmods bmods emods lmods run clean fmt lint headers
+.PHONY: all skynet luaclib test test-lua55 fuzz-smoke bench cmods bmods emods lmods run clean fmt lint headers
 
-all: skynet cmods emods lmods bmods
+all: skynet luaclib cmods emods lmods bmods
+
+# The client-side modules as Lua C modules for a stock Lua 5.4 interpreter (`lua5.4`): one
+# library that exports every entry point, installed under each name Lua's C searcher looks for
+# (require "client.socket" finds luaopen_client_socket in client.so, and so on).
+LUACLIB_TARGET := $(CURDIR)/target/standalone
+LUACLIB_NAMES := client sproto lpeg md5
+luaclib:
+	CARGO_TARGET_DIR=$(LUACLIB_TARGET) $(CARGO) build --release --manifest-path lualib-src/standalone/Cargo.toml
+	@mkdir -p luaclib
+	for n in $(LUACLIB_NAMES); do cp $(LUACLIB_TARGET)/release/libskynet_luaclib.so luaclib/$$n.so; done
 
 skynet:
 	$(CARGO) build --release -p skynet-ffi --bin skynet
@@ -87,11 +97,14 @@ fuzz-smoke:
 
 fmt:
 	$(CARGO) fmt --all
+	$(CARGO) fmt --manifest-path lualib-src/standalone/Cargo.toml
 
 lint:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path lualib-src/standalone/Cargo.toml -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	CARGO_TARGET_DIR=$(LUACLIB_TARGET) $(CARGO) clippy --release --manifest-path lualib-src/standalone/Cargo.toml -- -D warnings
 
 clean:
 	$(CARGO) clean
-	rm -rf $(BUILD) examples/build ./skynet
+	rm -rf $(BUILD) examples/build ./skynet luaclib

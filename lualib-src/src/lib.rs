@@ -3,24 +3,37 @@
 //! this crate is the Lua-glue edge where `unsafe` lives (see [`lua`] for the error rule).
 
 pub mod client_socket;
+#[cfg(feature = "embedded")]
 pub mod cmem;
+#[cfg(feature = "embedded")]
 pub mod codecache;
 pub mod lua;
+#[cfg(feature = "embedded")]
 pub mod memory;
+#[cfg(feature = "embedded")]
 pub mod netpack;
+#[cfg(feature = "embedded")]
 pub mod profile;
+#[cfg(feature = "embedded")]
 pub mod seri;
+#[cfg(feature = "embedded")]
 pub mod skynet_core;
+#[cfg(feature = "embedded")]
 pub mod socket_message;
+#[cfg(feature = "embedded")]
 pub mod socketdriver;
-#[cfg(test)]
+#[cfg(all(test, feature = "embedded"))]
 mod testlua;
+#[cfg(feature = "embedded")]
 pub mod vm;
 
+#[cfg(feature = "embedded")]
 use lua::{ffi, CFunction};
+#[cfg(feature = "embedded")]
 use std::ffi::CStr;
 
 /// Every built-in module: `require` name and opener.
+#[cfg(feature = "embedded")]
 pub const MODULES: &[(&CStr, CFunction)] = &[
     (c"skynet.core", skynet_core::luaopen_skynet_core),
     (c"skynet.profile", profile::luaopen_skynet_profile),
@@ -34,6 +47,7 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
     (c"client.socket", client_socket::luaopen_client_socket),
 ];
 
+#[cfg(feature = "embedded")]
 /// Makes every built-in module `require`-able in `l` through `package.preload`.
 ///
 /// # Safety
