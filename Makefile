@@ -77,8 +77,12 @@ test-lua55:
 
 ECHO_LOAD := $${CARGO_TARGET_DIR:-target}/release/echo_load
 
+# UPSTREAM_SKYNET=path/to/upstream/skynet also runs the codec benches on upstream's C build
+# (its luaclib/) and prints ours/upstream ratios.
+UPSTREAM_SKYNET ?=
 bench: all bmods
 	sh compat-tests/bench/run.sh ./skynet
+	sh compat-tests/bench/codec/run.sh ./skynet $(UPSTREAM_SKYNET)
 	sh compat-tests/bench/lua/run.sh ./skynet
 	$(CARGO) build --release -p compat-tests --bin echo_load
 	sh compat-tests/bench/socket/run.sh ./skynet $(ECHO_LOAD)
