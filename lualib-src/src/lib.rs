@@ -22,6 +22,8 @@ pub mod skynet_core;
 pub mod socket_message;
 #[cfg(feature = "embedded")]
 pub mod socketdriver;
+#[cfg(feature = "embedded")]
+pub mod stm;
 #[cfg(all(test, feature = "embedded"))]
 mod testlua;
 #[cfg(feature = "embedded")]
@@ -45,6 +47,7 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
         socketdriver::luaopen_skynet_socketdriver,
     ),
     (c"client.socket", client_socket::luaopen_client_socket),
+    (c"skynet.stm", stm::luaopen_skynet_stm),
 ];
 
 #[cfg(feature = "embedded")]

@@ -81,6 +81,20 @@ unsafe extern "C-unwind" fn cfree(l: *mut lua_State) -> c_int {
     0
 }
 
+/// `mkbuf(str)` → a malloc'd copy of str (light userdata), its length.
+#[lua_function]
+unsafe extern "C-unwind" fn mkbuf(l: *mut lua_State) -> c_int {
+    // SAFETY: test helper called by Lua.
+    unsafe {
+        let mut len = 0;
+        let p = ffi::luaL_checklstring(l, 1, &mut len);
+        let b = cmem::malloc_copy(std::slice::from_raw_parts(p.cast(), len));
+        ffi::lua_pushlightuserdata(l, b.cast());
+        ffi::lua_pushinteger(l, len as ffi::lua_Integer);
+    }
+    2
+}
+
 /// `peek(ptr, sz)` → the bytes as a string (not freed).
 #[lua_function]
 unsafe extern "C-unwind" fn peek(l: *mut lua_State) -> c_int {
@@ -109,7 +123,8 @@ pub fn new_state(modules: &[(&CStr, CFunction)], extra: &[(&CStr, CFunction)]) -
         let l = ffi::luaL_newstate();
         assert!(!l.is_null());
         ffi::luaL_openlibs(l);
-        let helpers: [(&CStr, CFunction); 6] = [
+        let helpers: [(&CStr, CFunction); 7] = [
+            (c"mkbuf", mkbuf),
             (c"mkdata", mkdata),
             (c"mkinline", mkinline),
             (c"mkheap", mkheap),
