@@ -13,6 +13,7 @@ pub mod seri;
 pub mod skynet_core;
 pub mod socket_message;
 pub mod socketdriver;
+pub mod sproto;
 #[cfg(test)]
 mod testlua;
 pub mod vm;
@@ -32,6 +33,7 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
         socketdriver::luaopen_skynet_socketdriver,
     ),
     (c"client.socket", client_socket::luaopen_client_socket),
+    (c"sproto.core", sproto::luaopen_sproto_core),
 ];
 
 /// Makes every built-in module `require`-able in `l` through `package.preload`.
