@@ -937,34 +937,40 @@ pub fn unpack_size(src: &[u8]) -> Result<usize, InvalidPack> {
     Ok(size)
 }
 
-/// Unpacks `src` into `out`, which must hold [`unpack_size`] bytes; returns that size.
+/// Unpacks `src` into `out` as far as it fits; returns the full unpacked size, which may be
+/// larger than `out` (then call again with a buffer that large), as upstream's does.
 pub fn unpack(src: &[u8], out: &mut [u8]) -> Result<usize, InvalidPack> {
-    let size = unpack_size(src)?;
-    if out.len() < size {
-        return Err(InvalidPack);
-    }
     let (mut i, mut o) = (0, 0);
     while i < src.len() {
         let h = src[i];
         i += 1;
         if h == 0xff {
-            let n = (src[i] as usize + 1) * 8;
-            out[o..o + n].copy_from_slice(&src[i + 1..i + 1 + n]);
+            let n = (*src.get(i).ok_or(InvalidPack)? as usize + 1) * 8;
+            let run = src.get(i + 1..i + 1 + n).ok_or(InvalidPack)?;
+            if let Some(dst) = out.get_mut(o..o + n) {
+                dst.copy_from_slice(run);
+            }
             i += n + 1;
             o += n;
         } else {
-            for b in 0..8 {
-                if h & (1 << b) != 0 {
-                    out[o] = src[i];
-                    i += 1;
-                } else {
-                    out[o] = 0;
+            let nz = h.count_ones() as usize;
+            let bytes = src.get(i..i + nz).ok_or(InvalidPack)?;
+            if let Some(dst) = out.get_mut(o..o + 8) {
+                let mut k = 0;
+                for (b, d) in dst.iter_mut().enumerate() {
+                    if h & (1 << b) != 0 {
+                        *d = bytes[k];
+                        k += 1;
+                    } else {
+                        *d = 0;
+                    }
                 }
-                o += 1;
             }
+            i += nz;
+            o += 8;
         }
     }
-    Ok(size)
+    Ok(o)
 }
 
 /// [`pack`] into a new vector.
@@ -982,7 +988,8 @@ pub fn unpack_vec(src: &[u8], max: usize) -> Result<Vec<u8>, InvalidPack> {
         return Err(InvalidPack);
     }
     let mut out = vec![0; n];
-    unpack(src, &mut out)?;
+    let m = unpack(src, &mut out)?;
+    debug_assert_eq!(m, n);
     Ok(out)
 }
 

@@ -901,20 +901,23 @@ unsafe extern "C-unwind" fn pack(l: *mut lua_State) -> c_int {
 unsafe extern "C-unwind" fn unpack(l: *mut lua_State) -> c_int {
     // SAFETY: valid state; the input stays on the stack, the output buffer is anchored.
     unsafe {
-        let size = bytes_arg(l, 1).map(codec::unpack_size);
-        let Some(Ok(size)) = size else {
+        let Some(src) = bytes_arg(l, 1) else {
             lua::raise_where(l, "Invalid unpack stream".into());
         };
         let (anchor, mut p, mut cap) = take_buffer(l);
-        if cap < size {
-            set_busy(p, false);
-            (p, cap) = grow_buffer(l, cap, size, anchor);
+        let mut r = codec::unpack(src, std::slice::from_raw_parts_mut(p, cap));
+        if let Ok(size) = r {
+            if size > cap {
+                set_busy(p, false);
+                (p, cap) = grow_buffer(l, cap, size, anchor);
+                r = codec::unpack(src, std::slice::from_raw_parts_mut(p, cap));
+            }
         }
-        let out = std::slice::from_raw_parts_mut(p, cap);
-        let src = bytes_arg(l, 1).unwrap_or_default();
-        let n = codec::unpack(src, out).unwrap_or(0);
         set_busy(p, false);
-        lua::push_bytes(l, &out[..n]);
+        match r {
+            Ok(n) => lua::push_bytes(l, std::slice::from_raw_parts(p, n)),
+            Err(codec::InvalidPack) => lua::raise_where(l, "Invalid unpack stream".into()),
+        }
     }
     1
 }
