@@ -39,10 +39,16 @@ pub struct Proto {
 }
 
 /// What a type's light userdata points to.
+#[repr(C)]
 pub struct TypeHandle {
+    /// [`TYPE_MAGIC`]: catches a sproto (or another pointer to readable memory) passed where a
+    /// type is expected, instead of misreading it.
+    magic: u64,
     proto: *const Proto,
     index: usize,
 }
+
+const TYPE_MAGIC: u64 = 0x5350_524f_5459_5045;
 
 /// Live sprotos (by address) → pinned by `saveproto`.
 static LIVE: Mutex<Option<HashMap<usize, bool>>> = Mutex::new(None);
@@ -91,6 +97,10 @@ unsafe fn to_type<'a>(l: *mut lua_State, idx: c_int) -> Option<(&'a Sproto, &'a 
     }
     // SAFETY: per the contract above.
     let h = unsafe { &*h };
+    if h.magic != TYPE_MAGIC {
+        // SAFETY: nothing with a destructor is alive.
+        unsafe { ffi::luaL_argerror(l, idx, c"Need a sproto_type object".as_ptr()) };
+    }
     // SAFETY: handles point to their live owning Proto.
     let p = unsafe { &*h.proto };
     Some((&p.sp, &p.sp.types[h.index]))
@@ -121,7 +131,11 @@ unsafe extern "C-unwind" fn newproto(l: *mut lua_State) -> c_int {
         handles: Box::new([]),
     }));
     let handles = (0..n)
-        .map(|index| TypeHandle { proto: raw, index })
+        .map(|index| TypeHandle {
+            magic: TYPE_MAGIC,
+            proto: raw,
+            index,
+        })
         .collect::<Box<[_]>>();
     // SAFETY: `raw` was just created and is not shared yet.
     unsafe { (*raw).handles = handles };

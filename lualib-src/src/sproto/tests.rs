@@ -455,6 +455,9 @@ assert(d.deca.__array == 0.0 and d.da.__array == 0.0 and d.map.__array == "Pair"
 local n = 0 for _ in pairs(d) do n = n + 1 end
 assert(n == 23)
 expect_error("Need a sproto_type object", core.default, nil)
+-- a sproto where a type is expected, a full userdata
+expect_error("Need a sproto_type object", core.encode, SP, {})
+expect_error("Need a sproto_type object", core.decode, io.stdout, "")
 -- newproto of garbage gives nothing
 assert(core.newproto("garbage") == nil and select("#", core.newproto("")) == 0)
 -- delete: once; twice is an error, not a double free
