@@ -579,6 +579,9 @@ expect_error("Need a string or userdata", core.decode, ALL, true)
 expect_error("Invalid unpack stream", core.unpack, "\255")
 expect_error("Invalid unpack stream", core.unpack, "\3\1")
 assert(core.unpack("") == "" and core.pack("") == "")
+-- unpacked output is bounded (each zero byte would give 8)
+expect_error("object is too large %(>16777216%)", core.unpack, string.rep("\0", 0x200001))
+assert(#core.unpack(string.rep("\0", 0x200000)) == 0x1000000)
 -- deep nesting in the bytes: 63 levels decode, 70 do not
 local e = core.encode(ALL, {i = 1})
 for i = 1, 70 do
