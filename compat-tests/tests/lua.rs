@@ -692,3 +692,19 @@ fn lua_misc_error_trace_clock_profile_coroutine_memory_codecache() {
     trace("co", "MISC trace co", 1);
     out.assert_no_line_containing("lua call");
 }
+
+#[test]
+fn lua_sproto_shared_between_services() {
+    let out = run_lua("t_sproto");
+    out.assert_checks(&[
+        "newproto",
+        "encode_item",
+        "pack_item",
+        "loadproto_same",
+        "child_protocol",
+        "child_encode",
+        "child_decode",
+        "child_answer",
+        "loadproto_empty_slot",
+    ]);
+}

@@ -22,6 +22,7 @@ pub mod skynet_core;
 pub mod socket_message;
 #[cfg(feature = "embedded")]
 pub mod socketdriver;
+pub mod sproto;
 #[cfg(feature = "embedded")]
 pub mod stm;
 #[cfg(all(test, feature = "embedded"))]
@@ -48,6 +49,7 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
     ),
     (c"client.socket", client_socket::luaopen_client_socket),
     (c"skynet.stm", stm::luaopen_skynet_stm),
+    (c"sproto.core", sproto::luaopen_sproto_core),
 ];
 
 #[cfg(feature = "embedded")]

@@ -29,4 +29,5 @@ macro_rules! entry {
 
 entry! {
     luaopen_client_socket => skynet_lualib::client_socket::luaopen_client_socket,
+    luaopen_sproto_core => skynet_lualib::sproto::luaopen_sproto_core,
 }
