@@ -5,7 +5,9 @@
 pub mod client_socket;
 pub mod cmem;
 pub mod codecache;
+pub mod crypt;
 pub mod lua;
+pub mod md5core;
 pub mod memory;
 pub mod netpack;
 pub mod profile;
@@ -32,6 +34,9 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
         socketdriver::luaopen_skynet_socketdriver,
     ),
     (c"client.socket", client_socket::luaopen_client_socket),
+    (c"skynet.crypt", crypt::luaopen_skynet_crypt),
+    (c"client.crypt", crypt::luaopen_client_crypt),
+    (c"md5.core", md5core::luaopen_md5_core),
 ];
 
 /// Makes every built-in module `require`-able in `l` through `package.preload`.
