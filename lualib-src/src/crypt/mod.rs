@@ -4,6 +4,17 @@
 //! The algorithms are plain safe functions in the submodules; this file is the Lua glue. It
 //! keeps upstream's argument order, checks and error texts, and writes results straight into a
 //! Lua buffer (no other allocation per call).
+//!
+//! Upstream quirks kept on purpose (scripts may depend on them; all checked against its build):
+//! `hexdecode` refuses uppercase but reads `W`..`` ` `` as 0..9 and `g` as 16; `base64decode`
+//! skips foreign characters yet fails on trailing ones (see [`codec::base64_decode_into`]);
+//! the padding argument is truncated to a C `int` (2^32 means 0); `dhsecret(x, 1)` returns x
+//! unreduced when x is the modulus. `md5.core` lives in [`crate::md5core`].
+//!
+//! One difference: `randomkey` reads the OS random source (upstream: `random()` seeded from
+//! time and pid), and when the 8 bytes xor to 0 it flips the low bit of the first byte, so the
+//! xor is really never 0 (upstream sets that bit, which leaves the xor 0 when it was already
+//! set; both never return the all-zero key).
 
 pub mod codec;
 pub mod des;
