@@ -7,7 +7,9 @@ pub mod client_socket;
 pub mod cmem;
 #[cfg(feature = "embedded")]
 pub mod codecache;
+pub mod crypt;
 pub mod lua;
+pub mod md5core;
 #[cfg(feature = "embedded")]
 pub mod memory;
 #[cfg(feature = "embedded")]
@@ -50,6 +52,9 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
     (c"client.socket", client_socket::luaopen_client_socket),
     (c"skynet.stm", stm::luaopen_skynet_stm),
     (c"sproto.core", sproto::luaopen_sproto_core),
+    (c"skynet.crypt", crypt::luaopen_skynet_crypt),
+    (c"client.crypt", crypt::luaopen_client_crypt),
+    (c"md5.core", md5core::luaopen_md5_core),
 ];
 
 #[cfg(feature = "embedded")]

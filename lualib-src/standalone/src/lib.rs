@@ -30,4 +30,6 @@ macro_rules! entry {
 entry! {
     luaopen_client_socket => skynet_lualib::client_socket::luaopen_client_socket,
     luaopen_sproto_core => skynet_lualib::sproto::luaopen_sproto_core,
+    luaopen_client_crypt => skynet_lualib::crypt::luaopen_client_crypt,
+    luaopen_md5_core => skynet_lualib::md5core::luaopen_md5_core,
 }
