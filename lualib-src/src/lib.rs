@@ -2,11 +2,13 @@
 //! the `snlua` service needs. Everything here talks to Lua through its C API (`mlua::ffi`):
 //! this crate is the Lua-glue edge where `unsafe` lives (see [`lua`] for the error rule).
 
+pub mod bson;
 pub mod client_socket;
 pub mod cmem;
 pub mod codecache;
 pub mod lua;
 pub mod memory;
+pub mod mongo_driver;
 pub mod netpack;
 pub mod profile;
 pub mod seri;
@@ -32,6 +34,11 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
         socketdriver::luaopen_skynet_socketdriver,
     ),
     (c"client.socket", client_socket::luaopen_client_socket),
+    (c"bson", bson::luaopen_bson),
+    (
+        c"skynet.mongo.driver",
+        mongo_driver::luaopen_skynet_mongo_driver,
+    ),
 ];
 
 /// Makes every built-in module `require`-able in `l` through `package.preload`.
