@@ -996,16 +996,19 @@ unsafe extern "C-unwind" fn lint64(l: *mut lua_State) -> c_int {
 /// Increment used by `bson.timestamp(t)` without an explicit one (process-wide).
 static TIMESTAMP_INC: AtomicU32 = AtomicU32::new(0);
 
-/// `bson.timestamp(t, [inc])`.
+/// `bson.timestamp(t, [inc])`: `inc` absent is 0, `nil` takes the next value of a
+/// process-wide counter (what upstream does, see below).
 #[lua_function]
 unsafe extern "C-unwind" fn ltimestamp(l: *mut lua_State) -> c_int {
     // SAFETY: running state.
     unsafe {
         let d = ffi::luaL_checkinteger(l, 1) as i32;
-        let inc = if ffi::lua_isnoneornil(l, 2) != 0 {
-            TIMESTAMP_INC.fetch_add(1, Ordering::Relaxed)
-        } else {
-            ffi::lua_tointeger(l, 2) as u32
+        // Upstream tests argument 2 after its string buffer has pushed a placeholder there:
+        // with no second argument the increment is 0; only an explicit nil takes the counter.
+        let inc = match ffi::lua_type(l, 2) {
+            ffi::LUA_TNONE => 0,
+            ffi::LUA_TNIL => TIMESTAMP_INC.fetch_add(1, Ordering::Relaxed),
+            _ => ffi::lua_tointeger(l, 2) as u32,
         };
         let mut p = [0u8; 8];
         p[..4].copy_from_slice(&inc.to_ne_bytes());

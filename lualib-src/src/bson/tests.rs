@@ -109,9 +109,11 @@ fn types_and_constructors() {
         assert(errmsg(bson.type, "\0\11") == "Invalid regex")
         assert(errmsg(bson.encode_order, "r", "\0\11") == "Invalid regex")
         assert(errmsg(bson.encode_order, "r", "\0\11ab") == "Invalid regex")
-        -- Automatic timestamp increments count up.
-        local a = select(3, bson.type(bson.timestamp(1)))
-        local b = select(3, bson.type(bson.timestamp(1)))
+        -- As upstream: no increment argument gives 0, an explicit nil counts up.
+        assert(bson.timestamp(5) == "\0\17\0\0\0\0\5\0\0\0")
+        assert(bson.timestamp(5) == bson.timestamp(5))
+        local a = select(3, bson.type(bson.timestamp(1, nil)))
+        local b = select(3, bson.type(bson.timestamp(1, nil)))
         assert(b == a + 1)
         -- Generated object ids: time, a process header, a counter.
         local o1, o2 = bson.objectid(), bson.objectid()
