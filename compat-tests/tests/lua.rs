@@ -477,6 +477,47 @@ fn lua_pack_unpack() {
 }
 
 #[test]
+fn lua_bson_and_mongo_driver() {
+    let out = run_lua("t_bson");
+    out.assert_checks(&[
+        "bytes_int32",
+        "bytes_int64",
+        "bytes_double",
+        "bytes_array",
+        "bytes_nested",
+        "bytes_tagged",
+        "bytes_date",
+        "bytes_objectid",
+        "bytes_metaarray",
+        "encode_order_decode",
+        "document_roundtrip",
+        "len_tostring",
+        "type_objectid",
+        "type_timestamp",
+        "type_regex",
+        "type_binary",
+        "type_null",
+        "type_number",
+        "replace_in_place",
+        "replace_wrong_type",
+        "replace_unknown_key",
+        "error_hole",
+        "error_utf8",
+        "error_function",
+        "error_numkey",
+        "error_depth",
+        "error_odd",
+        "op_msg_length",
+        "op_msg_body",
+        "reply_decode",
+        "reply_bad_opcode",
+        "reply_short",
+        "lightuserdata_embed",
+        "message_document",
+    ]);
+}
+
+#[test]
 fn lua_memory_limit_and_warning() {
     let out = run_lua("t_memlimit");
     out.assert_checks(&[

@@ -62,7 +62,10 @@ fn login(mode: Option<&str>) {
         .find_map(|l| l.strip_prefix("LOCAL "))
         .expect("client printed its secret's hash");
     // Both sides derived the same secret: the server's hash of it is the one the client computed.
-    assert!(lines.contains(&format!("AUTH 200 {secret}").as_str()), "{stdout}");
+    assert!(
+        lines.contains(&format!("AUTH 200 {secret}").as_str()),
+        "{stdout}"
+    );
     out.assert_line_containing(&format!("SECRET {secret}"));
     assert!(
         lines.contains(&"PLAYER HERO 42 items=3 hp=99.5 pos3=3000000000"),

@@ -2,6 +2,8 @@
 //! the `snlua` service needs. Everything here talks to Lua through its C API (`mlua::ffi`):
 //! this crate is the Lua-glue edge where `unsafe` lives (see [`lua`] for the error rule).
 
+#[cfg(feature = "embedded")]
+pub mod bson;
 pub mod client_socket;
 #[cfg(feature = "embedded")]
 pub mod cmem;
@@ -12,6 +14,8 @@ pub mod lua;
 pub mod md5core;
 #[cfg(feature = "embedded")]
 pub mod memory;
+#[cfg(feature = "embedded")]
+pub mod mongo_driver;
 #[cfg(feature = "embedded")]
 pub mod netpack;
 #[cfg(feature = "embedded")]
@@ -55,6 +59,11 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
     (c"skynet.crypt", crypt::luaopen_skynet_crypt),
     (c"client.crypt", crypt::luaopen_client_crypt),
     (c"md5.core", md5core::luaopen_md5_core),
+    (c"bson", bson::luaopen_bson),
+    (
+        c"skynet.mongo.driver",
+        mongo_driver::luaopen_skynet_mongo_driver,
+    ),
 ];
 
 #[cfg(feature = "embedded")]
