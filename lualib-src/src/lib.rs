@@ -5,6 +5,7 @@
 pub mod client_socket;
 pub mod cmem;
 pub mod codecache;
+pub mod lpeg;
 pub mod lua;
 pub mod memory;
 pub mod netpack;
@@ -32,6 +33,7 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
         socketdriver::luaopen_skynet_socketdriver,
     ),
     (c"client.socket", client_socket::luaopen_client_socket),
+    (c"lpeg", lpeg::luaopen_lpeg),
 ];
 
 /// Makes every built-in module `require`-able in `l` through `package.preload`.
