@@ -746,6 +746,18 @@ impl CapState<'_, '_> {
 
     /// Appends the first value of the current capture to buffer `b`; false if it has none.
     unsafe fn add_one_string(&mut self, b: usize, what: &str) -> R<bool> {
+        // Nested substitutions recurse here without `push_capture`: count them too.
+        if self.reclevel > MAX_REC {
+            return self.fail("subcapture nesting too deep".to_string());
+        }
+        self.reclevel += 1;
+        // SAFETY: inside `inner`.
+        let r = unsafe { self.add_one_string_aux(b, what) };
+        self.reclevel -= 1;
+        r
+    }
+
+    unsafe fn add_one_string_aux(&mut self, b: usize, what: &str) -> R<bool> {
         let l = self.l;
         match self.caps[self.cur].kind {
             // SAFETY: inside `inner`.

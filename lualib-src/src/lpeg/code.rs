@@ -14,7 +14,7 @@ use super::tree::{
 use std::collections::HashMap;
 
 /// Most instructions in one program.
-const MAX_CODE: usize = 1 << 24;
+const MAX_CODE: usize = 1 << 21;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Op {
