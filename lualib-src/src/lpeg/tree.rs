@@ -559,8 +559,11 @@ pub fn verify_rule(
             let Some(&i) = g.calls.get(k) else {
                 return Ok(nb);
             };
-            if passed.contains(&i) {
-                return Err(Some(i));
+            if let Some(j) = passed.iter().position(|&r| r == i) {
+                // LPeg walks the cycle until its path holds MAX_RULES rules and names the last
+                // one: the same rule, found without walking.
+                let period = passed.len() - j;
+                return Err(Some(passed[j + (MAX_RULES - 1 - j) % period]));
             }
             if passed.len() >= MAX_RULES {
                 return Err(None);

@@ -18,6 +18,16 @@ fn captures() {
     check(M, &[], include_str!("captures.lua"));
 }
 
+#[test]
+fn grammars() {
+    check(M, &[], include_str!("grammar.lua"));
+}
+
+#[test]
+fn error_messages() {
+    check(M, &[], include_str!("errors.lua"));
+}
+
 /// Runs the Lua file named by `LPEG_LUA_FILE` (e.g. LPeg's own test suite, kept outside the
 /// repository) with `require "lpeg"` available and `LPEG_LUA_PATH` added to `package.path`.
 #[test]
