@@ -29,7 +29,8 @@ pub struct Ctx<'a> {
     prog: &'a Program,
     subject: &'a [u8],
     init: usize,
-    max_stack: usize,
+    /// The limit set by `setmaxstack`.
+    limit: i64,
     caps: Vec<Capture>,
     stack: Vec<Frame>,
     bufs: Vec<Vec<u8>>,
@@ -53,13 +54,13 @@ pub unsafe fn run_match(
     prog: &Program,
     subject: &[u8],
     init: usize,
-    max_stack: usize,
+    limit: i64,
 ) -> c_int {
     let mut ctx = Ctx {
         prog,
         subject,
         init,
-        max_stack,
+        limit,
         caps: Vec::new(),
         stack: Vec::new(),
         bufs: Vec::new(),
@@ -113,7 +114,7 @@ struct LuaHost<'a> {
     ptop: c_int,
     bufs: &'a mut Vec<Vec<u8>>,
     err: &'a mut Option<String>,
-    max_stack: usize,
+    limit: i64,
 }
 
 impl Host for LuaHost<'_> {
@@ -203,7 +204,7 @@ impl Host for LuaHost<'_> {
     fn overflow(&mut self) -> Fail {
         *self.err = Some(format!(
             "backtrack stack overflow (current limit is {})",
-            self.max_stack
+            self.limit
         ));
         Fail
     }
@@ -223,7 +224,7 @@ unsafe fn do_match(l: *mut lua_State, ctx: &mut Ctx, ptop: c_int) -> R<c_int> {
         prog,
         subject,
         init,
-        max_stack,
+        limit,
         caps,
         stack,
         bufs,
@@ -235,9 +236,10 @@ unsafe fn do_match(l: *mut lua_State, ctx: &mut Ctx, ptop: c_int) -> R<c_int> {
         ptop,
         bufs,
         err,
-        max_stack: *max_stack,
+        limit: *limit,
     };
-    let r = code::run(prog, subject, *init, *max_stack, caps, stack, &mut host)?;
+    let max_stack = (*limit).max(super::MAXBACK) as usize;
+    let r = code::run(prog, subject, *init, max_stack, caps, stack, &mut host)?;
     let Some(end) = r else {
         // SAFETY: inside `inner`.
         unsafe {

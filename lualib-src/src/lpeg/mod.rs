@@ -1091,11 +1091,13 @@ unsafe extern "C-unwind" fn lp_match(l: *mut lua_State) -> c_int {
         let ii = ffi::luaL_optinteger(l, 3, 1);
         let init = init_position(ii, len);
         ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, MAXSTACK_KEY.as_ptr());
-        let maxstack = ffi::lua_tointegerx(l, -1, std::ptr::null_mut()).max(MAXBACK) as usize;
+        // The stack starts with MAXBACK entries and grows up to the limit, so a smaller
+        // limit acts as MAXBACK (as LPeg), while the message names the limit set.
+        let limit = ffi::lua_tointegerx(l, -1, std::ptr::null_mut());
         ffi::lua_pop(l, 1);
         let subject = std::slice::from_raw_parts(s.cast::<u8>(), len);
         let prog: *const Program = &**(*test_pattern(l, 1)).prog.as_ref().unwrap();
-        capture::run_match(l, &*prog, subject, init, maxstack)
+        capture::run_match(l, &*prog, subject, init, limit)
     }
 }
 

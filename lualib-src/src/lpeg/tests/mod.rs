@@ -28,6 +28,19 @@ fn error_messages() {
     check(M, &[], include_str!("errors.lua"));
 }
 
+/// Deep subjects, patterns and captures, on a thread with a small (1 MiB) stack: every limit
+/// raises a Lua error long before the Rust stack runs out. Not checked against LPeg, which
+/// has no limit on pattern nesting and overflows its C stack on some of these.
+#[test]
+fn limits_on_a_small_stack() {
+    std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(|| check(M, &[], include_str!("limits.lua")))
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
 /// Runs the Lua file named by `LPEG_LUA_FILE` (e.g. LPeg's own test suite, kept outside the
 /// repository) with `require "lpeg"` available and `LPEG_LUA_PATH` added to `package.path`.
 #[test]
