@@ -31,6 +31,7 @@
 
 pub mod capture;
 pub mod code;
+pub mod reference;
 pub mod tree;
 
 use crate::lua::{self, ffi, lua_function, CFunction};
