@@ -15,6 +15,7 @@ use super::tree::CapKind;
 use crate::lua::{self, ffi, lua_function};
 use ffi::lua_State;
 use std::ffi::c_int;
+use std::rc::Rc;
 
 const SUBJ: c_int = 2;
 const VTAB: c_int = 3;
@@ -26,7 +27,7 @@ const MAXLOP: usize = 20;
 
 /// Everything a match owns; lives in [`run_match`]'s frame.
 pub struct Ctx<'a> {
-    prog: &'a Program,
+    prog: Rc<Program>,
     subject: &'a [u8],
     init: usize,
     /// The limit set by `setmaxstack`.
@@ -47,17 +48,17 @@ type R<T> = Result<T, Fail>;
 /// Returns the number of results pushed.
 ///
 /// # Safety
-/// `l` is valid, called from `lpeg.match`; `prog` and `subject` stay alive (they belong to
-/// values on `l`'s stack); nothing with a destructor is alive in the caller.
+/// `l` is valid, called from `lpeg.match`; `subject` stays alive (it is the string argument);
+/// nothing with a destructor is alive in the caller. The program is shared for the match.
 pub unsafe fn run_match(
     l: *mut lua_State,
-    prog: &Program,
+    prog: &Rc<Program>,
     subject: &[u8],
     init: usize,
     limit: i64,
 ) -> c_int {
     let mut ctx = Ctx {
-        prog,
+        prog: prog.clone(),
         subject,
         init,
         limit,
@@ -509,7 +510,11 @@ impl CapState<'_, '_> {
                     }
                 }
                 CapKind::Fold => self.fold_cap()?,
-                CapKind::Close => 0,
+                CapKind::Close => {
+                    // Not reached on well-formed lists; never stay in place.
+                    self.cur += 1;
+                    0
+                }
             };
             self.reclevel -= 1;
             Ok(res)

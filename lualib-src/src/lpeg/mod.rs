@@ -38,6 +38,7 @@ use crate::lua::{self, ffi, lua_function, CFunction};
 use code::{CompileError, Program};
 use ffi::lua_State;
 use std::ffi::{c_int, CStr};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tree::{CapKind, CharSet, Key, Node, Pat, TreeError};
 
@@ -52,7 +53,9 @@ const SHRT_MAX: i64 = i16::MAX as i64;
 /// A pattern object's Rust side.
 pub struct Pattern {
     tree: Option<Pat>,
-    prog: Option<Box<Program>>,
+    /// Shared with running matches, so that an explicit `__gc` call from a match-time capture
+    /// cannot free the program under the machine.
+    prog: Option<Rc<Program>>,
     /// Number of entries of its value table.
     nvalues: u64,
 }
@@ -1042,7 +1045,7 @@ unsafe fn ensure_compiled(l: *mut lua_State) {
         }
         let res = code::compile((*p).tree.as_ref().expect("pattern without tree"));
         match res {
-            Ok(prog) => (*p).prog = Some(Box::new(prog)),
+            Ok(prog) => (*p).prog = Some(Rc::new(prog)),
             Err(CompileError::OutsideGrammar(k)) => {
                 ffi::lua_getiuservalue(l, 1, 1);
                 raise_key(l, -1, k, "rule '%s' used outside a grammar")
@@ -1097,7 +1100,7 @@ unsafe extern "C-unwind" fn lp_match(l: *mut lua_State) -> c_int {
         let limit = ffi::lua_tointegerx(l, -1, std::ptr::null_mut());
         ffi::lua_pop(l, 1);
         let subject = std::slice::from_raw_parts(s.cast::<u8>(), len);
-        let prog: *const Program = &**(*test_pattern(l, 1)).prog.as_ref().unwrap();
+        let prog: *const Rc<Program> = (*test_pattern(l, 1)).prog.as_ref().unwrap();
         capture::run_match(l, &*prog, subject, init, limit)
     }
 }

@@ -109,3 +109,13 @@ assert(m.match(Cs((P"a" / "x" + 1)^0), big) == ("xb"):rep(500000))
 assert(m.match(P(1)^-5, big) == 6)
 assert(m.match(P"ab"^1000, big) == #big + 1)
 errmatch("pattern code too large", m.match, P"abc"^-10000000, "abc")
+
+-- calling __gc by hand, even from inside a match of the same pattern, cannot crash: the running
+-- match keeps its program, and later uses of the pattern raise errors
+local gc = getmetatable(P(1)).__gc
+local victim
+victim = Cmt(P(1), function() gc(victim); collectgarbage(); return true end) * C(P(1))
+assert(victim:match("ab") == "b")
+assert(not pcall(m.match, victim, "ab"))
+assert(not pcall(function() return victim * "x" end))
+gc(victim)
