@@ -135,6 +135,7 @@ impl Host for LuaHost<'_> {
                 s: self.subject,
                 ptop: self.ptop,
                 firstcap: 0,
+                floor: 0,
                 reclevel: 0,
                 bufs: self.bufs,
                 nbuf: 0,
@@ -261,6 +262,7 @@ unsafe fn do_match(l: *mut lua_State, ctx: &mut Ctx, ptop: c_int) -> R<c_int> {
                 s: subject,
                 ptop,
                 firstcap,
+                floor: firstcap,
                 reclevel: 0,
                 bufs: host.bufs,
                 nbuf: 0,
@@ -286,6 +288,9 @@ struct CapState<'a, 'b> {
     s: &'a [u8],
     ptop: c_int,
     firstcap: c_int,
+    /// Lowest stack slot an accumulator capture may replace: values below belong to an
+    /// enclosing capture (a table being filled, the arguments of a pending call).
+    floor: c_int,
     reclevel: u32,
     bufs: &'b mut Vec<Vec<u8>>,
     nbuf: usize,
@@ -377,10 +382,14 @@ impl CapState<'_, '_> {
         let head = self.cur;
         self.cur += 1;
         let mut n = 0;
+        let floor = self.floor;
+        // SAFETY: inside `inner`.
+        self.floor = unsafe { ffi::lua_gettop(self.l) } + 1;
         while self.inside(head, self.cur) {
             // SAFETY: inside `inner`.
             n += unsafe { self.push_capture()? };
         }
+        self.floor = floor;
         if extra || n == 0 {
             let len = self.close_size(head);
             // SAFETY: inside `inner`.
@@ -471,7 +480,7 @@ impl CapState<'_, '_> {
                     ffi::lua_gettop(l) - top
                 }
                 CapKind::Acc => {
-                    if ffi::lua_gettop(l) < self.firstcap {
+                    if ffi::lua_gettop(l) < self.firstcap.max(self.floor) {
                         return self.fail("no previous value for accumulator capture".into());
                     }
                     self.push_value(cap.idx);
@@ -546,7 +555,10 @@ impl CapState<'_, '_> {
                     self.push_one_nested()?;
                     ffi::lua_settable(l, -3);
                 } else {
+                    let floor = self.floor;
+                    self.floor = ffi::lua_gettop(l) + 1;
                     let k = self.push_capture()?;
+                    self.floor = floor;
                     for i in (1..=k).rev() {
                         ffi::lua_rawseti(l, -(i + 1), n + i as ffi::lua_Integer);
                     }
@@ -565,6 +577,8 @@ impl CapState<'_, '_> {
             let head = self.cur;
             self.cur += 1;
             let idx = self.caps[head].idx;
+            let floor = self.floor;
+            self.floor = ffi::lua_gettop(l) + 1;
             let n = if self.caps[self.cur].is_close() {
                 0
             } else {
@@ -579,9 +593,11 @@ impl CapState<'_, '_> {
             while self.inside(head, self.cur) {
                 self.push_value(idx);
                 ffi::lua_rotate(l, -2, 1);
+                self.floor = ffi::lua_gettop(l) + 1;
                 let n = self.push_capture()?;
                 ffi::lua_call(l, n + 1, 1);
             }
+            self.floor = floor;
             self.skip_close(head);
         }
         Ok(1)

@@ -119,3 +119,17 @@ assert(victim:match("ab") == "b")
 assert(not pcall(m.match, victim, "ab"))
 assert(not pcall(function() return victim * "x" end))
 gc(victim)
+
+-- an accumulator can only replace a value of its own list: never the table being filled, the
+-- function of a pending call, or the arguments of a match-time function (LPeg leaves these
+-- cases undefined and may corrupt its stack)
+local f = function(a, b) return tostring(a) .. "+" .. tostring(b) end
+errmatch("no previous value for accumulator capture", m.match, Ct(C"a" * (P"b" % f)), "ab")
+errmatch("no previous value for accumulator capture", m.match, Cs(Ct(C"a" * C(P"b" % f))), "ab")
+errmatch("no previous value for accumulator capture", m.match, C"a" / print * (P"b" % f) / print, "ab")
+errmatch("no previous value for accumulator capture", m.match, Cmt(P"a" % f, print), "a")
+errmatch("no previous value for accumulator capture", m.match, m.Cf(C"a" * (P"b" % f), f), "ab")
+assert(m.match(Ct(Cg(C"a" * (P"b" % f))), "ab")[1] == "a+b")
+assert(m.match(C"a" * (P"b" % f), "ab") == "a+b")
+-- a fold's first value comes from inside the fold (LPeg may take the next capture instead)
+errmatch("no initial value for fold capture", m.match, Ct(Cg(m.Cf(S"ab", f), "f") * Cc"k"), "a")
