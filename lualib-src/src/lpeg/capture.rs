@@ -32,6 +32,8 @@ pub struct Ctx<'a> {
     init: usize,
     /// The limit set by `setmaxstack`.
     limit: i64,
+    /// Set when `inner` starts (it runs once per context).
+    entered: bool,
     caps: Vec<Capture>,
     stack: Vec<Frame>,
     bufs: Vec<Vec<u8>>,
@@ -57,23 +59,30 @@ pub unsafe fn run_match(
     init: usize,
     limit: i64,
 ) -> c_int {
+    // SAFETY: valid state; nothing of ours is alive yet.
+    let top = unsafe {
+        let top = ffi::lua_gettop(l);
+        ffi::luaL_checkstack(l, top + 8, c"too many arguments".as_ptr());
+        top
+    };
     let mut ctx = Ctx {
         prog: prog.clone(),
         subject,
         init,
         limit,
+        entered: false,
         caps: Vec::new(),
         stack: Vec::new(),
         bufs: Vec::new(),
         err: None,
     };
-    // SAFETY: valid state; the inner function gets a pointer to ctx, alive across the call.
-    let status = unsafe {
-        let top = ffi::lua_gettop(l);
-        ffi::luaL_checkstack(l, top + 8, c"too many arguments".as_ptr());
-        let base = ffi::lua_gettop(l);
+    let ctx_ptr: *mut Ctx = &mut ctx;
+    let outer = CURRENT.with(|c| c.replace(ctx_ptr.cast()));
+    // SAFETY: valid state with room on the stack (none of these pushes raises); the inner
+    // function gets a pointer to ctx, alive across the call.
+    let (st, nres) = unsafe {
         ffi::lua_pushcfunction(l, inner);
-        ffi::lua_pushlightuserdata(l, (&mut ctx as *mut Ctx).cast());
+        ffi::lua_pushlightuserdata(l, ctx_ptr.cast());
         ffi::lua_pushvalue(l, 2);
         ffi::lua_getiuservalue(l, 1, 2);
         for i in (FIXED + 1)..=top {
@@ -81,9 +90,9 @@ pub unsafe fn run_match(
         }
         let nargs = 3 + (top - FIXED).max(0);
         let st = ffi::lua_pcall(l, nargs, ffi::LUA_MULTRET, 0);
-        (st, ffi::lua_gettop(l) - base)
+        (st, ffi::lua_gettop(l) - top)
     };
-    let (st, nres) = status;
+    CURRENT.with(|c| c.set(outer));
     let err = ctx.err.take();
     drop(ctx);
     if st != ffi::LUA_OK {
@@ -97,11 +106,27 @@ pub unsafe fn run_match(
     nres
 }
 
+thread_local! {
+    /// The context of the innermost match running on this thread: `inner` only accepts it
+    /// (the debug library can reach `inner` and call it with anything).
+    static CURRENT: std::cell::Cell<*mut ()> = const { std::cell::Cell::new(std::ptr::null_mut()) };
+}
+
 #[lua_function]
 unsafe extern "C-unwind" fn inner(l: *mut lua_State) -> c_int {
-    // SAFETY: called by run_match through lua_pcall with the context pointer at 1.
+    // SAFETY: called by run_match through lua_pcall with the context pointer at 1; anything
+    // else is refused before the pointer is used.
     unsafe {
-        let ctx = &mut *ffi::lua_touserdata(l, 1).cast::<Ctx>();
+        let p = ffi::lua_touserdata(l, 1);
+        let ok = !p.is_null()
+            && ffi::lua_type(l, 1) == ffi::LUA_TLIGHTUSERDATA
+            && CURRENT.with(|c| c.get()) == p.cast()
+            && !(*p.cast::<Ctx>()).entered;
+        if !ok {
+            lua::raise_where(l, "lpeg: invalid call of an internal function".to_string());
+        }
+        let ctx = &mut *p.cast::<Ctx>();
+        ctx.entered = true;
         let ptop = ffi::lua_gettop(l);
         // On Err the message is in the context; no results.
         do_match(l, ctx, ptop).unwrap_or_default()
@@ -231,6 +256,7 @@ unsafe fn do_match(l: *mut lua_State, ctx: &mut Ctx, ptop: c_int) -> R<c_int> {
         stack,
         bufs,
         err,
+        ..
     } = ctx;
     let mut host = LuaHost {
         l,

@@ -109,6 +109,23 @@ unsafe fn tree_at<'a>(l: *mut lua_State, idx: c_int) -> &'a Pat {
     }
 }
 
+/// Pushes user value `n` of the pattern at `idx` (its value table, or the compiled value array),
+/// which must be a table: only `debug.setuservalue` could have made it anything else.
+///
+/// # Safety
+/// `l` is valid, `idx` holds a pattern; nothing with a destructor is alive in the caller.
+unsafe fn get_values(l: *mut lua_State, idx: c_int, n: c_int) {
+    // SAFETY: valid state and index.
+    unsafe {
+        if ffi::lua_getiuservalue(l, idx, n) != ffi::LUA_TTABLE {
+            lua::raise_where(
+                l,
+                "invalid pattern (its value table was replaced)".to_string(),
+            );
+        }
+    }
+}
+
 /// Pushes a new, empty pattern userdata (no tree yet) with `ktable` (at `kidx`, or a new empty
 /// table if 0) as its value table; returns its Rust side.
 ///
@@ -196,8 +213,8 @@ unsafe fn merge_ktables(l: *mut lua_State, i1: c_int, i2: c_int) -> u64 {
         let i2 = ffi::lua_absindex(l, i2);
         let n1 = (*test_pattern(l, i1)).nvalues;
         let n2 = (*test_pattern(l, i2)).nvalues;
-        ffi::lua_getiuservalue(l, i1, 1);
-        ffi::lua_getiuservalue(l, i2, 1);
+        get_values(l, i1, 1);
+        get_values(l, i2, 1);
         if ffi::lua_rawequal(l, -1, -2) != 0 || n2 == 0 {
             ffi::lua_pop(l, 1);
             return n1;
@@ -241,7 +258,7 @@ unsafe fn ktable_plus(l: *mut lua_State, pidx: c_int, vals: &[c_int], keys: &mut
         }
         new_ktable(l, vals, keys);
         if n1 > 0 {
-            ffi::lua_getiuservalue(l, pidx, 1);
+            get_values(l, pidx, 1);
             ffi::lua_pushnil(l);
             while ffi::lua_next(l, -2) != 0 {
                 ffi::lua_pushvalue(l, -2);
@@ -487,7 +504,7 @@ unsafe fn add_rule(
         if *nvalues > MAX_VALUES {
             lua::raise_where(l, "too many Lua values in pattern".to_string());
         }
-        ffi::lua_getiuservalue(l, -1, 1);
+        get_values(l, -1, 1);
         ffi::lua_pushnil(l);
         while ffi::lua_next(l, -2) != 0 {
             ffi::lua_pushvalue(l, -2);
@@ -586,7 +603,7 @@ unsafe fn unary(l: *mut lua_State, f: impl FnOnce(&Pat) -> Result<Pat, TreeError
     unsafe {
         to_patt(l, 1);
         let n = (*test_pattern(l, 1)).nvalues;
-        ffi::lua_getiuservalue(l, 1, 1);
+        get_values(l, 1, 1);
         let p = new_pattern(l, -1, n);
         let res = f(tree_at(l, 1));
         finish(l, p, res)
@@ -621,7 +638,7 @@ unsafe fn capture_aux(l: *mut lua_State, kind: CapKind, vidx: c_int) -> c_int {
         let n = if vidx != 0 {
             ktable_plus(l, 1, &[vidx], &mut key)
         } else {
-            ffi::lua_getiuservalue(l, 1, 1);
+            get_values(l, 1, 1);
             (*test_pattern(l, 1)).nvalues
         };
         let p = new_pattern(l, -1, n);
@@ -875,7 +892,7 @@ unsafe extern "C-unwind" fn lp_divcapture(l: *mut lua_State) -> c_int {
                     ffi::luaL_argerror(l, 1, c"invalid number".as_ptr());
                 }
                 let nv = (*test_pattern(l, 1)).nvalues;
-                ffi::lua_getiuservalue(l, 1, 1);
+                get_values(l, 1, 1);
                 let p = new_pattern(l, -1, nv);
                 let res = tree::mk(Node::Cap(CapKind::Num, n as Key, tree_at(l, 1).clone()));
                 finish(l, p, res)
@@ -1062,7 +1079,7 @@ unsafe fn ensure_compiled(l: *mut lua_State) {
         match res {
             Ok(prog) => (*p).prog = Some(Rc::new(prog)),
             Err(CompileError::OutsideGrammar(k)) => {
-                ffi::lua_getiuservalue(l, 1, 1);
+                get_values(l, 1, 1);
                 raise_key(l, -1, k, "rule '%s' used outside a grammar")
             }
             Err(CompileError::TooLarge) => {
@@ -1073,7 +1090,7 @@ unsafe fn ensure_compiled(l: *mut lua_State) {
         let nv = prog.values.len();
         ffi::luaL_checkstack(l, 4, c"too many values".as_ptr());
         ffi::lua_createtable(l, nv as c_int, 0);
-        ffi::lua_getiuservalue(l, 1, 1);
+        get_values(l, 1, 1);
         for i in 0..nv {
             let k = (*p).prog.as_ref().unwrap().values[i];
             ffi::lua_rawgeti(l, -1, k as ffi::lua_Integer);
@@ -1105,6 +1122,8 @@ unsafe extern "C-unwind" fn lp_match(l: *mut lua_State) -> c_int {
     unsafe {
         to_patt(l, 1);
         ensure_compiled(l);
+        get_values(l, 1, 2);
+        ffi::lua_pop(l, 1);
         let mut len = 0;
         let s = ffi::luaL_checklstring(l, 2, &mut len);
         let ii = ffi::luaL_optinteger(l, 3, 1);

@@ -133,3 +133,20 @@ assert(m.match(Ct(Cg(C"a" * (P"b" % f))), "ab")[1] == "a+b")
 assert(m.match(C"a" * (P"b" % f), "ab") == "a+b")
 -- a fold's first value comes from inside the fold (LPeg may take the next capture instead)
 errmatch("no initial value for fold capture", m.match, Ct(Cg(m.Cf(S"ab", f), "f") * Cc"k"), "a")
+
+-- the debug library cannot break a pattern or call the matcher's internals with bad data
+local p2 = C(P"a") / function(x) return x end
+assert(p2:match("a") == "a")
+debug.setuservalue(p2, 42, 2)
+errmatch("invalid pattern", m.match, p2, "a")
+local p3 = P"b" / "x"
+debug.setuservalue(p3, "str", 1)
+errmatch("invalid pattern", function() return p3 * "c" end)
+local innerf
+m.match(Cmt(P(1), function() innerf = debug.getinfo(2, "f").func; return true end), "a")
+assert(type(innerf) == "function")
+for _, arg in ipairs { 0, "x", io.stdout } do
+	errmatch("invalid call", innerf, arg)
+end
+errmatch("invalid call", innerf)
+if nullptr then errmatch("invalid call", innerf, nullptr) end
