@@ -1146,7 +1146,7 @@ unsafe extern "C-unwind" fn lp_printtree(l: *mut lua_State) -> c_int {
         to_patt(l, 1);
         let mut out = String::new();
         dump_tree(tree_at(l, 1), 0, &mut out);
-        print!("{out}");
+        write_stdout(&out);
     }
     0
 }
@@ -1162,9 +1162,17 @@ unsafe extern "C-unwind" fn lp_printcode(l: *mut lua_State) -> c_int {
         for (i, op) in prog.code.iter().enumerate() {
             out.push_str(&format!("{i:4}: {op:?}\n"));
         }
-        print!("{out}");
+        write_stdout(&out);
     }
     0
+}
+
+/// Prints a dump as LPeg's debug printers do (to stdout); a closed stdout is ignored.
+fn write_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
 }
 
 fn dump_tree(p: &tree::Tree, indent: usize, out: &mut String) {
