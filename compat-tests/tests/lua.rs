@@ -692,3 +692,18 @@ fn lua_misc_error_trace_clock_profile_coroutine_memory_codecache() {
     trace("co", "MISC trace co", 1);
     out.assert_no_line_containing("lua call");
 }
+
+#[test]
+fn lua_lpeg() {
+    let out = run_lua("t_lpeg");
+    out.assert_checks(&[
+        "require",
+        "schema",
+        "schema_syntax_error",
+        "calc",
+        "cmt_error",
+        "after_error",
+        "backtrack_limit",
+    ]);
+    out.assert_line(&line(BOOT, "DONE"));
+}

@@ -277,14 +277,30 @@ pub fn differential(data: &[u8]) {
     let Some((p, subject)) = build(data) else {
         return;
     };
+    let Ok(prog) = code::compile(&p) else {
+        return;
+    };
+    let mut caps = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
     for init in 0..=subject.len() {
-        let mut fuel = 200_000;
+        let mut fuel = 20_000;
         let Ok(expected) = reference_match(&p, None, subject, init, &mut fuel) else {
             return;
         };
-        let Ok(got) = machine_match(&p, subject, init) else {
+        let Ok(got) = code::run(
+            &prog,
+            subject,
+            init,
+            100_000,
+            &mut caps,
+            &mut stack,
+            &mut PlainHost,
+        ) else {
             return;
         };
+        if got.is_some() {
+            check_capture_list(&caps);
+        }
         assert_eq!(
             got, expected,
             "pattern {data:?} on {subject:?} from {init}: machine {got:?}, reference {expected:?}"
