@@ -798,3 +798,18 @@ fn lua_crypt_login_handshake() {
         }
     }
 }
+
+#[test]
+fn lua_lpeg() {
+    let out = run_lua("t_lpeg");
+    out.assert_checks(&[
+        "require",
+        "schema",
+        "schema_syntax_error",
+        "calc",
+        "cmt_error",
+        "after_error",
+        "backtrack_limit",
+    ]);
+    out.assert_line(&line(BOOT, "DONE"));
+}

@@ -10,6 +10,7 @@ pub mod cmem;
 #[cfg(feature = "embedded")]
 pub mod codecache;
 pub mod crypt;
+pub mod lpeg;
 pub mod lua;
 pub mod md5core;
 #[cfg(feature = "embedded")]
@@ -64,6 +65,7 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
         c"skynet.mongo.driver",
         mongo_driver::luaopen_skynet_mongo_driver,
     ),
+    (c"lpeg", lpeg::luaopen_lpeg),
 ];
 
 #[cfg(feature = "embedded")]

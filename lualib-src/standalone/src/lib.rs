@@ -32,4 +32,5 @@ entry! {
     luaopen_sproto_core => skynet_lualib::sproto::luaopen_sproto_core,
     luaopen_client_crypt => skynet_lualib::crypt::luaopen_client_crypt,
     luaopen_md5_core => skynet_lualib::md5core::luaopen_md5_core,
+    luaopen_lpeg => skynet_lualib::lpeg::luaopen_lpeg,
 }
