@@ -2,7 +2,7 @@
 --   .Item { id 0 : integer  count 1 : integer  name 2 : string }
 --   .Player { id 0 : integer  name 1 : string  level 2 : integer  exp 3 : integer  hp 4 : double
 --             items 5 : *Item  tags 6 : *string  online 7 : boolean  pos 8 : *integer }
--- (the same bytes as compat-tests/bench/codec/codec_bench.lua's SCHEMA)
+-- (used by compat-tests/bench/codec/codec_bench.lua too)
 local hex = "010000003901000053000000020000000000040000004974656d4100000010000000040000000200"
 	.. "01000200020000006964130000000400000002000100040005000000636f756e7412000000040000"
 	.. "00060001000600040000006e616d65de00000002000000000006000000506c61796572ca00000010"

@@ -104,6 +104,17 @@ fn read_all<R: Read + Send + 'static>(mut r: R) -> thread::JoinHandle<Vec<u8>> {
     })
 }
 
+/// Starts `snlua <service args>` with our Lua test services (`compat-tests/lua/`, our loader).
+pub fn spawn_lua(service: &str) -> Running {
+    let dir = repo_root().join("compat-tests").join("lua");
+    let extra = format!(
+        "lualoader = {:?}\nluaservice = {:?}",
+        dir.join("loader.lua").display().to_string(),
+        format!("{}/?.lua", dir.display())
+    );
+    Node::spawn(&extra, &format!("snlua {service}"))
+}
+
 /// A node started by [`Node::spawn`]: its stdout can be watched while it runs (to learn a
 /// port it listens on, say) before [`Running::finish`] collects the [`Output`].
 pub struct Running {

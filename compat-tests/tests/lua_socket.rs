@@ -3,7 +3,7 @@
 //! `tests/lua.rs` runs them) serve loopback clients of this test (127.0.0.1 / ::1 only). Every
 //! wait is bounded; the services report `CHECK` lines.
 
-use compat_tests::{repo_root, Node, Output, Running};
+use compat_tests::{spawn_lua, Output, Running};
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
@@ -12,17 +12,6 @@ use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Starts `snlua <service args>` with our loader and service path.
-fn spawn_lua(service: &str) -> Running {
-    let dir = repo_root().join("compat-tests").join("lua");
-    let extra = format!(
-        "lualoader = {:?}\nluaservice = {:?}",
-        dir.join("loader.lua").display().to_string(),
-        format!("{}/?.lua", dir.display())
-    );
-    Node::spawn(&extra, &format!("snlua {service}"))
-}
 
 fn finish(run: Running) -> Output {
     let out = run.finish(TIMEOUT);

@@ -4,21 +4,11 @@
 //! Diffie-Hellman handshake (client.crypt against skynet.crypt), then exchanges a DES-encrypted,
 //! 0-packed sproto message (sproto.core on both sides).
 
-use compat_tests::{repo_root, Node, Running};
+use compat_tests::{repo_root, spawn_lua};
 use std::process::Command;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-fn spawn_lua(service: &str) -> Running {
-    let dir = repo_root().join("compat-tests").join("lua");
-    let extra = format!(
-        "lualoader = {:?}\nluaservice = {:?}",
-        dir.join("loader.lua").display().to_string(),
-        format!("{}/?.lua", dir.display())
-    );
-    Node::spawn(&extra, &format!("snlua {service}"))
-}
 
 /// `lua5.4 login_client.lua <repo> <port> [mode]` → (status, stdout, stderr), or None when the
 /// interpreter or the modules are missing (the test then says so and passes as skipped).

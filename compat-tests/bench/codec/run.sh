@@ -33,6 +33,7 @@ cpath = "$bin_dir/cservice/?.so"
 bootstrap = "snlua codec_bench $*"
 lualoader = "$here/../../lua/loader.lua"
 luaservice = "$here/?.lua"
+lua_path = "$here/../../lua/?.lua"
 lua_cpath = "$bin_dir/luaclib/?.so"
 EOC
 	(cd "$tmp" && exec timeout -k 5 "$TIMEOUT" "$bin" "$cfg") >"$tmp/$name.out" 2>&1
