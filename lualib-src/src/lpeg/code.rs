@@ -123,8 +123,15 @@ pub fn first(p: &Tree, follow: &CharSet, env: Env) -> (CharSet, u8) {
             let (s, e) = first(q, &CharSet::FULL, env);
             (s, if e != 0 { 2 } else { 0 })
         }
-        Node::Call(k) => match env.and_then(|g| g.rule_of(*k)) {
-            Some(r) => first(r, follow, env),
+        Node::Call(k) => match env.and_then(|g| g.rule_of(*k).map(|r| (g, r))) {
+            Some((g, r)) => {
+                if let Some(v) = super::tree::memo_first(r, g, follow) {
+                    return v;
+                }
+                let v = first(r, follow, env);
+                super::tree::memo_first_set(r, g, follow, v);
+                v
+            }
             None => (CharSet::FULL, 0),
         },
         Node::And(q) => {

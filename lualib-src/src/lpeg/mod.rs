@@ -574,12 +574,13 @@ unsafe fn build_grammar(
         for &i in g.calls.values() {
             used[i] = true;
         }
+        let mut done = std::collections::HashMap::new();
         for (i, r) in g.rules.iter().enumerate() {
             if !used[i] {
                 continue;
             }
             let mut passed = Vec::new();
-            match tree::verify_rule(&g, r, &mut passed, false) {
+            match tree::verify_rule(&g, r, &mut passed, false, &mut done) {
                 Ok(_) => {}
                 Err(Some(j)) => return Err(GrammarError::LeftRecursive(g.names[j])),
                 Err(None) => return Err(GrammarError::TooManyLeftCalls),

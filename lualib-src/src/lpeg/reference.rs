@@ -250,8 +250,9 @@ pub fn build(data: &[u8]) -> Option<(Pat, &[u8])> {
                     rules,
                     calls,
                 };
+                let mut done = HashMap::new();
                 for r in &g.rules {
-                    tree::verify_rule(&g, r, &mut Vec::new(), false).ok()?;
+                    tree::verify_rule(&g, r, &mut Vec::new(), false, &mut done).ok()?;
                     if tree::has_empty_loop(r, Some(&g)) {
                         return None;
                     }

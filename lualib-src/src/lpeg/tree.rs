@@ -214,6 +214,10 @@ impl Walk {
     pub fn enter() -> Option<Walk> {
         WALK_DEPTH.with(|d| {
             let v = d.get();
+            if v == 0 {
+                // A new top-level analysis: results about rules are only valid within one.
+                MEMO.with(|m| m.borrow_mut().clear());
+            }
             if v >= MAX_WALK {
                 None
             } else {
@@ -222,6 +226,45 @@ impl Walk {
             }
         })
     }
+}
+
+/// Results of analyses through grammar calls, keyed by (rule, grammar, question), so that
+/// grammars whose rules call each other from several places are not walked exponentially
+/// often. Cleared at the start of every top-level analysis, while the trees are borrowed.
+#[derive(Default)]
+pub struct Memo {
+    check: HashMap<(usize, usize, bool), bool>,
+    first: HashMap<(usize, usize, [u8; 32]), (CharSet, u8)>,
+}
+
+impl Memo {
+    fn clear(&mut self) {
+        self.check.clear();
+        self.first.clear();
+    }
+}
+
+thread_local! {
+    static MEMO: std::cell::RefCell<Memo> = std::cell::RefCell::new(Memo::default());
+}
+
+/// The remembered first set of `rule` in `g` for `follow`, if any.
+pub fn memo_first(rule: &Tree, g: &Grammar, follow: &CharSet) -> Option<(CharSet, u8)> {
+    let key = (
+        rule as *const Tree as usize,
+        g as *const Grammar as usize,
+        follow.0,
+    );
+    MEMO.with(|m| m.borrow().first.get(&key).copied())
+}
+
+pub fn memo_first_set(rule: &Tree, g: &Grammar, follow: &CharSet, v: (CharSet, u8)) {
+    let key = (
+        rule as *const Tree as usize,
+        g as *const Grammar as usize,
+        follow.0,
+    );
+    MEMO.with(|m| m.borrow_mut().first.insert(key, v));
 }
 
 impl Drop for Walk {
@@ -388,17 +431,22 @@ fn check(p: &Tree, env: Env, nf: bool, visiting: &mut Vec<*const Tree>) -> bool 
         Node::Choice(v) => v.iter().any(|q| check(q, env, nf, visiting)),
         Node::Cap(_, _, q) => check(q, env, nf, visiting),
         Node::Grammar(g) => check(&g.rules[0], Some(g), nf, visiting),
-        Node::Call(k) => match env.and_then(|g| g.rule_of(*k)) {
-            Some(r) => {
+        Node::Call(k) => match env.and_then(|g| g.rule_of(*k).map(|r| (g, r))) {
+            Some((g, r)) => {
                 let ptr = Rc::as_ptr(r);
+                let key = (ptr as usize, g as *const Grammar as usize, nf);
+                if let Some(v) = MEMO.with(|m| m.borrow().check.get(&key).copied()) {
+                    return v;
+                }
                 if visiting.contains(&ptr) {
-                    // A rule reached again without consuming (left recursion): upstream's
+                    // A rule reached again without consuming (left recursion): the grammar's
                     // verification rejects it before this matters.
                     return false;
                 }
                 visiting.push(ptr);
                 let res = check(r, env, nf, visiting);
                 visiting.pop();
+                MEMO.with(|m| m.borrow_mut().check.insert(key, res));
                 res
             }
             None => false,
@@ -524,11 +572,14 @@ pub fn has_empty_loop(p: &Tree, env: Env) -> bool {
 /// Left-recursion check of one rule (as LPeg's verification): walks every path through which a
 /// rule can be re-entered without consuming input. `Err(Some(rule))` names the left-recursive
 /// rule; `Err(None)` means too many nested left calls. Returns whether `p` is nullable, or `nb`.
+/// `done` remembers rules verified without error (per `nb`): any left recursion through such a
+/// rule was already found from the rule itself, so they need not be walked again.
 pub fn verify_rule(
     g: &Grammar,
     p: &Tree,
     passed: &mut Vec<usize>,
     nb: bool,
+    done: &mut HashMap<(usize, bool), bool>,
 ) -> Result<bool, Option<usize>> {
     let Some(_w) = Walk::enter() else {
         return Err(None);
@@ -537,12 +588,12 @@ pub fn verify_rule(
         Node::Char(_) | Node::Set(_) | Node::Any(_) | Node::False | Node::Utf { .. } => Ok(nb),
         Node::True | Node::Behind(..) => Ok(true),
         Node::Not(q) | Node::And(q) | Node::Rep(q) | Node::AtMost(q, _) => {
-            verify_rule(g, q, passed, true)
+            verify_rule(g, q, passed, true, done)
         }
-        Node::Cap(_, _, q) | Node::RunTime(_, q) => verify_rule(g, q, passed, nb),
+        Node::Cap(_, _, q) | Node::RunTime(_, q) => verify_rule(g, q, passed, nb, done),
         Node::Seq(v) => {
             for q in v {
-                if !verify_rule(g, q, passed, false)? {
+                if !verify_rule(g, q, passed, false, done)? {
                     return Ok(nb);
                 }
             }
@@ -551,7 +602,7 @@ pub fn verify_rule(
         Node::Choice(v) => {
             let mut r = nb;
             for q in v {
-                r = verify_rule(g, q, passed, r)?;
+                r = verify_rule(g, q, passed, r, done)?;
             }
             Ok(r)
         }
@@ -568,9 +619,15 @@ pub fn verify_rule(
             if passed.len() >= MAX_RULES {
                 return Err(None);
             }
+            if let Some(&r) = done.get(&(i, nb)) {
+                return Ok(r);
+            }
             passed.push(i);
-            let r = verify_rule(g, &g.rules[i], passed, nb);
+            let r = verify_rule(g, &g.rules[i], passed, nb, done);
             passed.pop();
+            if let Ok(v) = r {
+                done.insert((i, nb), v);
+            }
             r
         }
         Node::Grammar(inner) => Ok(nullable(&inner.rules[0], Some(inner))),

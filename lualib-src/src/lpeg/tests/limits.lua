@@ -150,3 +150,14 @@ for _, arg in ipairs { 0, "x", io.stdout } do
 end
 errmatch("invalid call", innerf)
 if nullptr then errmatch("invalid call", innerf, nullptr) end
+
+-- rules called from several places are analysed once per question, not once per path
+-- (LPeg walks them once per path: 2^60 walks here)
+local g = { "r1" }
+for i = 1, 60 do
+	g["r" .. i] = V("r" .. (i + 1)) * "x" + V("r" .. (i + 1)) * "y" + "z"
+end
+g.r61 = P"a"
+local gp = P(g)
+assert(gp:match("a" .. ("x"):rep(60)) == 62)
+assert(gp:match("a" .. ("x"):rep(59) .. "y") == 62)
