@@ -342,6 +342,28 @@ mod tests {
         assert!(built > 1000, "only {built} patterns built");
     }
 
+    /// Found by the fuzz target: `p = p^2` repeated doubled the flattened sequence until the
+    /// allocation failed; now the size limit stops it.
+    #[test]
+    fn doubling_repetitions_stop_at_the_size_limit() {
+        let mut data = vec![0x26, 0xf2, 0x07, 0x3f, 0xb2, 0xab];
+        data.extend([0x6d; 74]);
+        data.extend([0x2b, 0x2b]);
+        differential(&data);
+        let mut p = tree::leaf(Node::Char(b'a'));
+        let mut err = None;
+        for _ in 0..64 {
+            match tree::rep(&p, 2) {
+                Ok(q) => p = q,
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        assert_eq!(err, Some(tree::TreeError::TooBig));
+    }
+
     #[test]
     fn known_patterns() {
         let a = tree::leaf(Node::Char(b'a'));

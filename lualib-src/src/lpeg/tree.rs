@@ -12,6 +12,9 @@ use std::rc::Rc;
 
 /// Deepest nesting a pattern tree may have.
 pub const MAX_DEPTH: u32 = 900;
+/// Largest pattern tree (as if no subtree were shared): bounds every walk and every flattened
+/// list. Programs are bounded further by the compiler.
+pub const MAX_SIZE: u32 = 1 << 22;
 /// Most rules in one grammar (as upstream).
 pub const MAX_RULES: usize = 1000;
 /// Longest pattern `B` may look behind.
@@ -144,10 +147,11 @@ impl CapKind {
 /// A shared pattern tree.
 pub type Pat = Rc<Tree>;
 
-/// A node with its nesting depth.
+/// A node with its nesting depth and size (nodes, counting shared subtrees once per use).
 pub struct Tree {
     pub node: Node,
     pub depth: u32,
+    pub size: u32,
 }
 
 /// Key id of a Lua value in a pattern's value table; 0 means nil / none.
@@ -277,30 +281,53 @@ impl Drop for Walk {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TreeError {
     TooDeep,
+    TooBig,
     Msg(String),
 }
 
 pub fn mk(node: Node) -> Result<Pat, TreeError> {
-    let d = match &node {
-        Node::Seq(v) | Node::Choice(v) => v.iter().map(|p| p.depth).max().unwrap_or(0),
+    let kids: &[Pat] = match &node {
+        Node::Seq(v) | Node::Choice(v) => v,
         Node::Rep(p)
         | Node::AtMost(p, _)
         | Node::Not(p)
         | Node::And(p)
         | Node::Behind(p, _)
         | Node::Cap(_, _, p)
-        | Node::RunTime(_, p) => p.depth,
-        Node::Grammar(g) => g.rules.iter().map(|p| p.depth).max().unwrap_or(0),
-        _ => 0,
-    } + 1;
+        | Node::RunTime(_, p) => std::slice::from_ref(p),
+        Node::Grammar(g) => &g.rules,
+        _ => &[],
+    };
+    let d = kids.iter().map(|p| p.depth).max().unwrap_or(0) + 1;
+    let size = kids.iter().fold(1u64, |acc, p| acc + u64::from(p.size));
     if d > MAX_DEPTH {
         return Err(TreeError::TooDeep);
     }
-    Ok(Rc::new(Tree { node, depth: d }))
+    if size > u64::from(MAX_SIZE) {
+        return Err(TreeError::TooBig);
+    }
+    Ok(Rc::new(Tree {
+        node,
+        depth: d,
+        size: size as u32,
+    }))
+}
+
+/// Fails with `TooBig` unless a node over parts of total size `total` fits.
+fn fits(total: u64) -> Result<(), TreeError> {
+    if total + 1 > u64::from(MAX_SIZE) {
+        Err(TreeError::TooBig)
+    } else {
+        Ok(())
+    }
 }
 
 pub fn leaf(node: Node) -> Pat {
-    Rc::new(Tree { node, depth: 1 })
+    Rc::new(Tree {
+        node,
+        depth: 1,
+        size: 1,
+    })
 }
 
 /// The bytes a single-byte pattern accepts.
@@ -337,6 +364,7 @@ pub fn seq(a: &Pat, b: &Pat) -> Result<Pat, TreeError> {
     if matches!(a.node, Node::True) {
         return Ok(b.clone());
     }
+    fits(u64::from(a.size) + u64::from(b.size))?;
     let mut v = Vec::new();
     push_flat(&mut v, a, true);
     push_flat(&mut v, b, true);
@@ -361,6 +389,7 @@ pub fn choice(a: &Pat, b: &Pat) -> Result<Pat, TreeError> {
     if matches!(a.node, Node::False) {
         return Ok(b.clone());
     }
+    fits(u64::from(a.size) + u64::from(b.size))?;
     let mut v = Vec::new();
     push_flat(&mut v, a, false);
     push_flat(&mut v, b, false);
@@ -372,6 +401,7 @@ pub fn sub(a: &Pat, b: &Pat) -> Result<Pat, TreeError> {
     if let (Some(s1), Some(s2)) = (to_charset(a), to_charset(b)) {
         return Ok(set_node(s1.minus(&s2)));
     }
+    fits(u64::from(a.size) + u64::from(b.size) + 1)?;
     let n = mk(Node::Not(b.clone()))?;
     let mut v = vec![n];
     push_flat(&mut v, a, true);
@@ -388,9 +418,11 @@ pub fn rep(p: &Pat, n: i64) -> Result<Pat, TreeError> {
         if n == 0 {
             return Ok(r);
         }
-        if n > 1_000_000 {
-            return Err(TreeError::Msg("pattern too long".into()));
-        }
+        fits(
+            (n as u64)
+                .saturating_add(1)
+                .saturating_mul(u64::from(p.size)),
+        )?;
         let mut v = Vec::with_capacity(n as usize + 1);
         for _ in 0..n {
             push_flat(&mut v, p, true);

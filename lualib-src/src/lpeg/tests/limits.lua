@@ -161,3 +161,12 @@ g.r61 = P"a"
 local gp = P(g)
 assert(gp:match("a" .. ("x"):rep(60)) == 62)
 assert(gp:match("a" .. ("x"):rep(59) .. "y") == 62)
+
+-- patterns that double in size at each step stop with an error, not an allocation failure
+errmatch("pattern too big", function() local q = P"ab"; for _ = 1, 64 do q = q * q end end)
+errmatch("pattern too big", function() local q = P"ab"; for _ = 1, 64 do q = q^2 end end)
+errmatch("pattern too big", function() local q = P"ab"; for _ = 1, 64 do q = C(q) + q end end)
+errmatch("pattern too big", function() local q = P"ab"; for _ = 1, 64 do q = q - q end end)
+errmatch("pattern too big", function() return P"a"^(2^40) end)
+errmatch("pattern too big", P, ("x"):rep(1 << 23))
+errmatch("pattern code too large", m.match, P(("x"):rep(1 << 21)) * "y", "x")
