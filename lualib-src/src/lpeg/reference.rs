@@ -106,6 +106,9 @@ impl Host for PlainHost {
     fn overflow(&mut self) -> Skip {
         Skip
     }
+    fn out_of_memory(&mut self) -> Skip {
+        Skip
+    }
 }
 
 /// Compiles and runs `p` on `s` from `init` with a large backtrack limit; `Err` on a compile
