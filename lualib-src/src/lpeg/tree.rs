@@ -14,7 +14,7 @@ use std::rc::Rc;
 pub const MAX_DEPTH: u32 = 900;
 /// Largest pattern tree (as if no subtree were shared): bounds every walk and every flattened
 /// list. Programs are bounded further by the compiler.
-pub const MAX_SIZE: u32 = 1 << 22;
+pub const MAX_SIZE: u32 = 1 << 21;
 /// Most rules in one grammar (as upstream).
 pub const MAX_RULES: usize = 1000;
 /// Longest pattern `B` may look behind.
