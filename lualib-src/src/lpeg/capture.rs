@@ -228,6 +228,11 @@ impl Host for LuaHost<'_> {
         }
     }
 
+    fn out_of_memory(&mut self) -> Fail {
+        *self.err = Some("not enough memory".to_string());
+        Fail
+    }
+
     fn overflow(&mut self) -> Fail {
         *self.err = Some(format!(
             "backtrack stack overflow (current limit is {})",
@@ -556,6 +561,16 @@ impl CapState<'_, '_> {
         }
     }
 
+    /// Appends to buffer `b`; a failed allocation is an error, not an abort.
+    fn append(&mut self, b: usize, bytes: &[u8]) -> R<()> {
+        let buf = &mut self.bufs[b];
+        if buf.try_reserve(bytes.len()).is_err() {
+            return self.fail("not enough memory".to_string());
+        }
+        self.bufs[b].extend_from_slice(bytes);
+        Ok(())
+    }
+
     fn new_buf(&mut self) -> usize {
         let b = self.nbuf;
         if self.bufs.len() <= b {
@@ -709,19 +724,19 @@ impl CapState<'_, '_> {
             while i < fmt.len() {
                 let ch = fmt[i];
                 if ch != b'%' {
-                    self.bufs[b].push(ch);
+                    self.append(b, &[ch])?;
                     i += 1;
                     continue;
                 }
                 i += 1;
                 let Some(&d) = fmt.get(i) else {
                     // LPeg reads the terminating NUL here.
-                    self.bufs[b].push(0);
+                    self.append(b, &[0])?;
                     break;
                 };
                 i += 1;
                 if !d.is_ascii_digit() {
-                    self.bufs[b].push(d);
+                    self.append(b, &[d])?;
                     continue;
                 }
                 let k = (d - b'0') as usize;
@@ -731,7 +746,7 @@ impl CapState<'_, '_> {
                 match cps[k] {
                     Ok((from, len)) => {
                         let piece = &self.s[from..from + len];
-                        self.bufs[b].extend_from_slice(piece);
+                        self.append(b, piece)?;
                     }
                     Err(ci) => {
                         let curr = self.cur;
@@ -776,7 +791,7 @@ impl CapState<'_, '_> {
             let cap = self.cur;
             let caps = self.caps[cap].index;
             let piece = &self.s[curr..caps.max(curr)];
-            self.bufs[b].extend_from_slice(piece);
+            self.append(b, piece)?;
             // SAFETY: inside `inner`.
             if unsafe { self.add_one_string(b, "replacement")? } {
                 curr = caps + self.cap_size(cap, self.cur - 1);
@@ -787,7 +802,7 @@ impl CapState<'_, '_> {
         let end = self.caps[head].index + self.close_size(head);
         if end > curr {
             let piece = &self.s[curr..end];
-            self.bufs[b].extend_from_slice(piece);
+            self.append(b, piece)?;
         }
         self.skip_close(head);
         Ok(())
@@ -831,7 +846,7 @@ impl CapState<'_, '_> {
                 let mut len = 0;
                 let p = ffi::lua_tolstring(l, -1, &mut len);
                 let bytes = std::slice::from_raw_parts(p.cast::<u8>(), len);
-                self.bufs[b].extend_from_slice(bytes);
+                self.append(b, bytes)?;
                 ffi::lua_pop(l, 1);
                 Ok(true)
             },

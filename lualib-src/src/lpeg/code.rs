@@ -123,8 +123,15 @@ pub fn first(p: &Tree, follow: &CharSet, env: Env) -> (CharSet, u8) {
             let (s, e) = first(q, &CharSet::FULL, env);
             (s, if e != 0 { 2 } else { 0 })
         }
-        Node::Call(k) => match env.and_then(|g| g.rule_of(*k)) {
-            Some(r) => first(r, follow, env),
+        Node::Call(k) => match env.and_then(|g| g.rule_of(*k).map(|r| (g, r))) {
+            Some((g, r)) => {
+                if let Some(v) = super::tree::memo_first(r, g, follow) {
+                    return v;
+                }
+                let v = first(r, follow, env);
+                super::tree::memo_first_set(r, g, follow, v);
+                v
+            }
             None => (CharSet::FULL, 0),
         },
         Node::And(q) => {
@@ -620,6 +627,8 @@ pub trait Host {
     fn drop_dynamic(&mut self, caps: &[Capture]) -> usize;
     /// The backtrack-stack limit was hit.
     fn overflow(&mut self) -> Self::Error;
+    /// The capture list or the backtrack stack could not grow.
+    fn out_of_memory(&mut self) -> Self::Error;
 }
 
 pub struct RuntimeResult {
@@ -671,13 +680,27 @@ pub fn run<H: Host>(
             if stack.len() >= max_stack {
                 return Err(host.overflow());
             }
+            if stack.len() == stack.capacity() && stack.try_reserve(stack.len().max(32)).is_err() {
+                return Err(host.out_of_memory());
+            }
             stack.push($f);
+        }};
+    }
+    // Capture entries: room for a few more is checked before each instruction that adds any.
+    macro_rules! room {
+        ($n:expr) => {{
+            if caps.capacity() - caps.len() < $n
+                && caps.try_reserve(caps.len().max($n).max(64)).is_err()
+            {
+                return Err(host.out_of_memory());
+            }
         }};
     }
     loop {
         let mut fail = false;
         match code[pc] {
             Op::End => {
+                room!(1);
                 caps.push(Capture {
                     index: usize::MAX,
                     idx: 0,
@@ -788,6 +811,7 @@ pub fn run<H: Host>(
             }
             Op::Fail => fail = true,
             Op::OpenCap(kind, idx) => {
+                room!(1);
                 caps.push(Capture {
                     index: s,
                     idx,
@@ -797,6 +821,7 @@ pub fn run<H: Host>(
                 pc += 1;
             }
             Op::FullCap(kind, idx, len) => {
+                room!(1);
                 caps.push(Capture {
                     index: s - len as usize,
                     idx,
@@ -806,6 +831,7 @@ pub fn run<H: Host>(
                 pc += 1;
             }
             Op::CloseCap => {
+                room!(1);
                 caps.push(Capture {
                     index: s,
                     idx: 0,
@@ -830,6 +856,7 @@ pub fn run<H: Host>(
                         depth -= 1;
                     }
                 }
+                room!(1);
                 caps.push(Capture {
                     index: s,
                     idx: 0,
@@ -846,6 +873,7 @@ pub fn run<H: Host>(
                         if r.nvalues == 0 {
                             caps.truncate(open);
                         } else {
+                            room!(r.nvalues + 1);
                             caps[open].idx = 0;
                             for k in 0..r.nvalues {
                                 caps.push(Capture {

@@ -26,8 +26,9 @@
 //! random patterns with captures against LPeg 1.1 itself. Differences are limited to cases LPeg
 //! leaves undefined or cannot survive:
 //! - Trees nest at most [`tree::MAX_DEPTH`] levels (sequences and choices are flat, so chains
-//!   built in loops do not count); deeper patterns raise "pattern nesting too deep". Programs
-//!   are at most 2^21 instructions ("pattern code too large"), e.g. `p^-n` for a huge n.
+//!   built in loops do not count); deeper patterns raise "pattern nesting too deep". Trees hold
+//!   at most [`tree::MAX_SIZE`] nodes ("pattern too big", where LPeg runs out of memory), and
+//!   programs at most 2^21 instructions ("pattern code too large"), e.g. `p^-n` for a huge n.
 //! - Analyses that follow grammar calls nest at most a few thousand levels and then answer
 //!   conservatively (or "too many left calls in grammar").
 //! - Nested substitution captures count towards the capture nesting limit ("subcapture
@@ -84,6 +85,7 @@ fn new_key() -> Key {
 fn tree_error_msg(e: &TreeError) -> String {
     match e {
         TreeError::TooDeep => "pattern nesting too deep".to_string(),
+        TreeError::TooBig => "pattern too big".to_string(),
         TreeError::Msg(m) => m.clone(),
     }
 }
@@ -283,6 +285,9 @@ unsafe fn to_patt(l: *mut lua_State, idx: c_int) {
             ffi::LUA_TSTRING => {
                 let p = new_pattern(l, 0, 0);
                 let s = lua::to_bytes(l, idx).unwrap_or_default();
+                if s.len() >= tree::MAX_SIZE as usize {
+                    lua::raise_where(l, tree_error_msg(&TreeError::TooBig));
+                }
                 let t = match s.len() {
                     0 => Ok(tree::leaf(Node::True)),
                     1 => Ok(tree::leaf(Node::Char(s[0]))),
@@ -574,12 +579,13 @@ unsafe fn build_grammar(
         for &i in g.calls.values() {
             used[i] = true;
         }
+        let mut done = std::collections::HashMap::new();
         for (i, r) in g.rules.iter().enumerate() {
             if !used[i] {
                 continue;
             }
             let mut passed = Vec::new();
-            match tree::verify_rule(&g, r, &mut passed, false) {
+            match tree::verify_rule(&g, r, &mut passed, false, &mut done) {
                 Ok(_) => {}
                 Err(Some(j)) => return Err(GrammarError::LeftRecursive(g.names[j])),
                 Err(None) => return Err(GrammarError::TooManyLeftCalls),

@@ -106,6 +106,9 @@ impl Host for PlainHost {
     fn overflow(&mut self) -> Skip {
         Skip
     }
+    fn out_of_memory(&mut self) -> Skip {
+        Skip
+    }
 }
 
 /// Compiles and runs `p` on `s` from `init` with a large backtrack limit; `Err` on a compile
@@ -250,8 +253,9 @@ pub fn build(data: &[u8]) -> Option<(Pat, &[u8])> {
                     rules,
                     calls,
                 };
+                let mut done = HashMap::new();
                 for r in &g.rules {
-                    tree::verify_rule(&g, r, &mut Vec::new(), false).ok()?;
+                    tree::verify_rule(&g, r, &mut Vec::new(), false, &mut done).ok()?;
                     if tree::has_empty_loop(r, Some(&g)) {
                         return None;
                     }
@@ -339,6 +343,28 @@ mod tests {
             differential(&data);
         }
         assert!(built > 1000, "only {built} patterns built");
+    }
+
+    /// Found by the fuzz target: `p = p^2` repeated doubled the flattened sequence until the
+    /// allocation failed; now the size limit stops it.
+    #[test]
+    fn doubling_repetitions_stop_at_the_size_limit() {
+        let mut data = vec![0x26, 0xf2, 0x07, 0x3f, 0xb2, 0xab];
+        data.extend([0x6d; 74]);
+        data.extend([0x2b, 0x2b]);
+        differential(&data);
+        let mut p = tree::leaf(Node::Char(b'a'));
+        let mut err = None;
+        for _ in 0..64 {
+            match tree::rep(&p, 2) {
+                Ok(q) => p = q,
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        assert_eq!(err, Some(tree::TreeError::TooBig));
     }
 
     #[test]

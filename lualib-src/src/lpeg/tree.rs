@@ -12,6 +12,9 @@ use std::rc::Rc;
 
 /// Deepest nesting a pattern tree may have.
 pub const MAX_DEPTH: u32 = 900;
+/// Largest pattern tree (as if no subtree were shared): bounds every walk and every flattened
+/// list. Programs are bounded further by the compiler.
+pub const MAX_SIZE: u32 = 1 << 21;
 /// Most rules in one grammar (as upstream).
 pub const MAX_RULES: usize = 1000;
 /// Longest pattern `B` may look behind.
@@ -144,10 +147,11 @@ impl CapKind {
 /// A shared pattern tree.
 pub type Pat = Rc<Tree>;
 
-/// A node with its nesting depth.
+/// A node with its nesting depth and size (nodes, counting shared subtrees once per use).
 pub struct Tree {
     pub node: Node,
     pub depth: u32,
+    pub size: u32,
 }
 
 /// Key id of a Lua value in a pattern's value table; 0 means nil / none.
@@ -214,6 +218,10 @@ impl Walk {
     pub fn enter() -> Option<Walk> {
         WALK_DEPTH.with(|d| {
             let v = d.get();
+            if v == 0 {
+                // A new top-level analysis: results about rules are only valid within one.
+                MEMO.with(|m| m.borrow_mut().clear());
+            }
             if v >= MAX_WALK {
                 None
             } else {
@@ -222,6 +230,48 @@ impl Walk {
             }
         })
     }
+}
+
+/// Results of analyses through grammar calls, keyed by (rule, grammar, question), so that
+/// grammars whose rules call each other from several places are not walked exponentially
+/// often. Cleared at the start of every top-level analysis, while the trees are borrowed.
+#[derive(Default)]
+pub struct Memo {
+    check: HashMap<(usize, usize, bool), bool>,
+    first: HashMap<(usize, usize, [u8; 32]), (CharSet, u8)>,
+}
+
+impl Memo {
+    fn clear(&mut self) {
+        // Dropped rather than cleared: clearing costs the capacity, and most analyses never
+        // follow a call.
+        if !self.check.is_empty() || !self.first.is_empty() {
+            *self = Memo::default();
+        }
+    }
+}
+
+thread_local! {
+    static MEMO: std::cell::RefCell<Memo> = std::cell::RefCell::new(Memo::default());
+}
+
+/// The remembered first set of `rule` in `g` for `follow`, if any.
+pub fn memo_first(rule: &Tree, g: &Grammar, follow: &CharSet) -> Option<(CharSet, u8)> {
+    let key = (
+        rule as *const Tree as usize,
+        g as *const Grammar as usize,
+        follow.0,
+    );
+    MEMO.with(|m| m.borrow().first.get(&key).copied())
+}
+
+pub fn memo_first_set(rule: &Tree, g: &Grammar, follow: &CharSet, v: (CharSet, u8)) {
+    let key = (
+        rule as *const Tree as usize,
+        g as *const Grammar as usize,
+        follow.0,
+    );
+    MEMO.with(|m| m.borrow_mut().first.insert(key, v));
 }
 
 impl Drop for Walk {
@@ -234,30 +284,53 @@ impl Drop for Walk {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TreeError {
     TooDeep,
+    TooBig,
     Msg(String),
 }
 
 pub fn mk(node: Node) -> Result<Pat, TreeError> {
-    let d = match &node {
-        Node::Seq(v) | Node::Choice(v) => v.iter().map(|p| p.depth).max().unwrap_or(0),
+    let kids: &[Pat] = match &node {
+        Node::Seq(v) | Node::Choice(v) => v,
         Node::Rep(p)
         | Node::AtMost(p, _)
         | Node::Not(p)
         | Node::And(p)
         | Node::Behind(p, _)
         | Node::Cap(_, _, p)
-        | Node::RunTime(_, p) => p.depth,
-        Node::Grammar(g) => g.rules.iter().map(|p| p.depth).max().unwrap_or(0),
-        _ => 0,
-    } + 1;
+        | Node::RunTime(_, p) => std::slice::from_ref(p),
+        Node::Grammar(g) => &g.rules,
+        _ => &[],
+    };
+    let d = kids.iter().map(|p| p.depth).max().unwrap_or(0) + 1;
+    let size = kids.iter().fold(1u64, |acc, p| acc + u64::from(p.size));
     if d > MAX_DEPTH {
         return Err(TreeError::TooDeep);
     }
-    Ok(Rc::new(Tree { node, depth: d }))
+    if size > u64::from(MAX_SIZE) {
+        return Err(TreeError::TooBig);
+    }
+    Ok(Rc::new(Tree {
+        node,
+        depth: d,
+        size: size as u32,
+    }))
+}
+
+/// Fails with `TooBig` unless a node over parts of total size `total` fits.
+fn fits(total: u64) -> Result<(), TreeError> {
+    if total + 1 > u64::from(MAX_SIZE) {
+        Err(TreeError::TooBig)
+    } else {
+        Ok(())
+    }
 }
 
 pub fn leaf(node: Node) -> Pat {
-    Rc::new(Tree { node, depth: 1 })
+    Rc::new(Tree {
+        node,
+        depth: 1,
+        size: 1,
+    })
 }
 
 /// The bytes a single-byte pattern accepts.
@@ -294,6 +367,7 @@ pub fn seq(a: &Pat, b: &Pat) -> Result<Pat, TreeError> {
     if matches!(a.node, Node::True) {
         return Ok(b.clone());
     }
+    fits(u64::from(a.size) + u64::from(b.size))?;
     let mut v = Vec::new();
     push_flat(&mut v, a, true);
     push_flat(&mut v, b, true);
@@ -318,6 +392,7 @@ pub fn choice(a: &Pat, b: &Pat) -> Result<Pat, TreeError> {
     if matches!(a.node, Node::False) {
         return Ok(b.clone());
     }
+    fits(u64::from(a.size) + u64::from(b.size))?;
     let mut v = Vec::new();
     push_flat(&mut v, a, false);
     push_flat(&mut v, b, false);
@@ -329,6 +404,7 @@ pub fn sub(a: &Pat, b: &Pat) -> Result<Pat, TreeError> {
     if let (Some(s1), Some(s2)) = (to_charset(a), to_charset(b)) {
         return Ok(set_node(s1.minus(&s2)));
     }
+    fits(u64::from(a.size) + u64::from(b.size) + 1)?;
     let n = mk(Node::Not(b.clone()))?;
     let mut v = vec![n];
     push_flat(&mut v, a, true);
@@ -345,9 +421,11 @@ pub fn rep(p: &Pat, n: i64) -> Result<Pat, TreeError> {
         if n == 0 {
             return Ok(r);
         }
-        if n > 1_000_000 {
-            return Err(TreeError::Msg("pattern too long".into()));
-        }
+        fits(
+            (n as u64)
+                .saturating_add(1)
+                .saturating_mul(u64::from(p.size)),
+        )?;
         let mut v = Vec::with_capacity(n as usize + 1);
         for _ in 0..n {
             push_flat(&mut v, p, true);
@@ -388,17 +466,22 @@ fn check(p: &Tree, env: Env, nf: bool, visiting: &mut Vec<*const Tree>) -> bool 
         Node::Choice(v) => v.iter().any(|q| check(q, env, nf, visiting)),
         Node::Cap(_, _, q) => check(q, env, nf, visiting),
         Node::Grammar(g) => check(&g.rules[0], Some(g), nf, visiting),
-        Node::Call(k) => match env.and_then(|g| g.rule_of(*k)) {
-            Some(r) => {
+        Node::Call(k) => match env.and_then(|g| g.rule_of(*k).map(|r| (g, r))) {
+            Some((g, r)) => {
                 let ptr = Rc::as_ptr(r);
+                let key = (ptr as usize, g as *const Grammar as usize, nf);
+                if let Some(v) = MEMO.with(|m| m.borrow().check.get(&key).copied()) {
+                    return v;
+                }
                 if visiting.contains(&ptr) {
-                    // A rule reached again without consuming (left recursion): upstream's
+                    // A rule reached again without consuming (left recursion): the grammar's
                     // verification rejects it before this matters.
                     return false;
                 }
                 visiting.push(ptr);
                 let res = check(r, env, nf, visiting);
                 visiting.pop();
+                MEMO.with(|m| m.borrow_mut().check.insert(key, res));
                 res
             }
             None => false,
@@ -524,11 +607,14 @@ pub fn has_empty_loop(p: &Tree, env: Env) -> bool {
 /// Left-recursion check of one rule (as LPeg's verification): walks every path through which a
 /// rule can be re-entered without consuming input. `Err(Some(rule))` names the left-recursive
 /// rule; `Err(None)` means too many nested left calls. Returns whether `p` is nullable, or `nb`.
+/// `done` remembers rules verified without error (per `nb`): any left recursion through such a
+/// rule was already found from the rule itself, so they need not be walked again.
 pub fn verify_rule(
     g: &Grammar,
     p: &Tree,
     passed: &mut Vec<usize>,
     nb: bool,
+    done: &mut HashMap<(usize, bool), bool>,
 ) -> Result<bool, Option<usize>> {
     let Some(_w) = Walk::enter() else {
         return Err(None);
@@ -537,12 +623,12 @@ pub fn verify_rule(
         Node::Char(_) | Node::Set(_) | Node::Any(_) | Node::False | Node::Utf { .. } => Ok(nb),
         Node::True | Node::Behind(..) => Ok(true),
         Node::Not(q) | Node::And(q) | Node::Rep(q) | Node::AtMost(q, _) => {
-            verify_rule(g, q, passed, true)
+            verify_rule(g, q, passed, true, done)
         }
-        Node::Cap(_, _, q) | Node::RunTime(_, q) => verify_rule(g, q, passed, nb),
+        Node::Cap(_, _, q) | Node::RunTime(_, q) => verify_rule(g, q, passed, nb, done),
         Node::Seq(v) => {
             for q in v {
-                if !verify_rule(g, q, passed, false)? {
+                if !verify_rule(g, q, passed, false, done)? {
                     return Ok(nb);
                 }
             }
@@ -551,7 +637,7 @@ pub fn verify_rule(
         Node::Choice(v) => {
             let mut r = nb;
             for q in v {
-                r = verify_rule(g, q, passed, r)?;
+                r = verify_rule(g, q, passed, r, done)?;
             }
             Ok(r)
         }
@@ -568,9 +654,15 @@ pub fn verify_rule(
             if passed.len() >= MAX_RULES {
                 return Err(None);
             }
+            if let Some(&r) = done.get(&(i, nb)) {
+                return Ok(r);
+            }
             passed.push(i);
-            let r = verify_rule(g, &g.rules[i], passed, nb);
+            let r = verify_rule(g, &g.rules[i], passed, nb, done);
             passed.pop();
+            if let Ok(v) = r {
+                done.insert((i, nb), v);
+            }
             r
         }
         Node::Grammar(inner) => Ok(nullable(&inner.rules[0], Some(inner))),

@@ -150,3 +150,22 @@ for _, arg in ipairs { 0, "x", io.stdout } do
 end
 errmatch("invalid call", innerf)
 if nullptr then errmatch("invalid call", innerf, nullptr) end
+
+-- rules called from several places are analysed once per question, not once per path
+-- (LPeg walks them once per path: 2^60 walks here)
+local g = { "r1" }
+for i = 1, 60 do
+	g["r" .. i] = V("r" .. (i + 1)) * "x" + V("r" .. (i + 1)) * "y" + "z"
+end
+g.r61 = P"a"
+local gp = P(g)
+assert(gp:match("a" .. ("x"):rep(60)) == 62)
+assert(gp:match("a" .. ("x"):rep(59) .. "y") == 62)
+
+-- patterns that double in size at each step stop with an error, not an allocation failure
+errmatch("pattern too big", function() local q = P"ab"; for _ = 1, 64 do q = q * q end end)
+errmatch("pattern too big", function() local q = P"ab"; for _ = 1, 64 do q = q^2 end end)
+errmatch("pattern too big", function() local q = P"ab"; for _ = 1, 64 do q = C(q) + q end end)
+errmatch("pattern too big", function() local q = P"ab"; for _ = 1, 64 do q = q - q end end)
+errmatch("pattern too big", function() return P"a"^(2^40) end)
+errmatch("pattern too big", P, ("x"):rep(1 << 22))
