@@ -47,3 +47,24 @@ fn multicast_packages_shared_by_subscribers() {
     ]);
     out.assert_line("[:00000003] KILL self");
 }
+
+#[test]
+fn debugchannel_between_services() {
+    let out = run_lua("t_debugchannel");
+    out.assert_checks(&[
+        "handle_type",
+        "connected",
+        "second_reader",
+        "write_needs_string",
+        "drained",
+        "write_after_release",
+        "reader_released",
+        "handle_refused_after_release",
+    ]);
+}
+
+#[test]
+fn datasheet_shared_and_updated() {
+    let out = run_lua("t_datasheet");
+    out.assert_checks(&["v1", "v2", "after_gc", "corrupt", "bad_handle"]);
+}
