@@ -117,29 +117,37 @@ pub fn dict_item<'a>(doc: &'a [u8], t: &Table, i: u32) -> Result<(&'a [u8], Valu
     Ok((key, value(doc, ty, at + 4)?))
 }
 
-/// Walks every table reachable from table 0, depth first (each table once), checking every
-/// value; returns how many values it saw. For tests and fuzzing.
+/// Walks every table reachable from table 0 (each table once), checking every value; returns
+/// how many values it saw. For tests and fuzzing: memory stays proportional to the input.
 pub fn walk(doc: &[u8]) -> Result<usize, String> {
     let n = count(doc)?;
+    // A valid index has its entry inside the document, so it is below len / 4.
     let mut seen = vec![false; (n as usize).min(doc.len() / 4 + 1)];
     let mut stack = vec![0u32];
     let mut values = 0;
     while let Some(i) = stack.pop() {
         let t = table(doc, i)?;
-        if std::mem::replace(&mut seen[i as usize], true) {
-            continue;
-        }
-        let mut visit = |v: Value| {
+        let mut visit = |v: Value| -> Result<(), String> {
             values += 1;
             if let Value::Table(j) = v {
-                stack.push(j);
+                match seen.get_mut(j as usize) {
+                    Some(s) if !*s => {
+                        *s = true;
+                        stack.push(j);
+                    }
+                    Some(_) => {}
+                    None => {
+                        table(doc, j)?;
+                    }
+                }
             }
+            Ok(())
         };
         for k in 0..t.array {
-            visit(array_item(doc, &t, k)?);
+            visit(array_item(doc, &t, k)?)?;
         }
         for k in 0..t.dict {
-            visit(dict_item(doc, &t, k)?.1);
+            visit(dict_item(doc, &t, k)?.1)?;
         }
     }
     Ok(values)
