@@ -10,6 +10,10 @@ pub mod cmem;
 #[cfg(feature = "embedded")]
 pub mod codecache;
 pub mod crypt;
+#[cfg(feature = "embedded")]
+pub mod datasheet;
+#[cfg(feature = "embedded")]
+pub mod debugchannel;
 pub mod lpeg;
 pub mod lua;
 pub mod md5core;
@@ -17,6 +21,8 @@ pub mod md5core;
 pub mod memory;
 #[cfg(feature = "embedded")]
 pub mod mongo_driver;
+#[cfg(feature = "embedded")]
+pub mod multicast;
 #[cfg(feature = "embedded")]
 pub mod netpack;
 #[cfg(feature = "embedded")]
@@ -66,6 +72,18 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
         mongo_driver::luaopen_skynet_mongo_driver,
     ),
     (c"lpeg", lpeg::luaopen_lpeg),
+    (
+        c"skynet.multicast.core",
+        multicast::luaopen_skynet_multicast_core,
+    ),
+    (
+        c"skynet.debugchannel",
+        debugchannel::luaopen_skynet_debugchannel,
+    ),
+    (
+        c"skynet.datasheet.core",
+        datasheet::luaopen_skynet_datasheet_core,
+    ),
 ];
 
 #[cfg(feature = "embedded")]
