@@ -24,6 +24,10 @@ pub mod profile;
 #[cfg(feature = "embedded")]
 pub mod seri;
 #[cfg(feature = "embedded")]
+pub mod sharedata;
+#[cfg(feature = "embedded")]
+pub mod sharetable;
+#[cfg(feature = "embedded")]
 pub mod skynet_core;
 #[cfg(feature = "embedded")]
 pub mod socket_message;
@@ -66,6 +70,14 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
         mongo_driver::luaopen_skynet_mongo_driver,
     ),
     (c"lpeg", lpeg::luaopen_lpeg),
+    (
+        c"skynet.sharedata.core",
+        sharedata::luaopen_skynet_sharedata_core,
+    ),
+    (
+        c"skynet.sharetable.core",
+        sharetable::luaopen_skynet_sharetable_core,
+    ),
 ];
 
 #[cfg(feature = "embedded")]
