@@ -926,8 +926,11 @@ mod tests {
             assert(core.nextkey(conf, 1) == 2)
             assert(core.nextkey(conf, 1.5) == nil)
             assert(core.nextkey(conf, "missing") == nil)
+            assert(select('#', core.nextkey(conf, 1.5)) == 0)
+            local ok, err = pcall(core.nextkey, conf, true)
+            assert(not ok and err:find("string expected, got boolean", 1, true), err)
             -- errors
-            local ok, err = pcall(core.index, conf, 1.5)
+            ok, err = pcall(core.index, conf, 1.5)
             assert(not ok and err:find("Invalid key 1.5", 1, true), err)
             ok, err = pcall(core.index, conf, true)
             assert(not ok and err:find("string expected, got boolean", 1, true), err)
@@ -985,6 +988,7 @@ mod tests {
             e({ f = print }, "Unsupport value type function")
             e({ a = { b = { coroutine.create(print) } } }, "Unsupport value type thread")
             e({ [1.5] = 1 }, "Invalid key 1.5")
+            e({ [2^63] = 1 }, "Invalid key " .. tostring(2^63))
             e({ [true] = 1 }, "Invalid key type boolean")
             e({ [{}] = 1 }, "Invalid key type table")
             local c = {}; c.c = c

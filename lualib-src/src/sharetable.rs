@@ -694,19 +694,24 @@ mod tests {
             MODS,
             &[],
             r#"
+            -- exact messages as upstream's C module gives them (recorded from its build)
             local function e(msg, ...)
                 local ok, err = pcall(core.matrix, ...)
-                assert(not ok and err:find(msg, 1, true), tostring(err))
+                assert(not ok and err == msg, tostring(err))
             end
             e("Not a table, it's a number.", "return 1")
             e("Can't share metatable", "return setmetatable({}, {})")
             e("Invalid function with upvalue", "local x = 1 return { function() return x end }")
             e("Invalid type [thread]", "return { coroutine.create(print) }")
-            e("boom", "error 'boom'")
-            e("Only support light C function", "return {}", function() end)
-            e("Type invalid", "return {}", "str")
-            e("Type invalid", "return {}", {})
-            e("cannot open", "@/nonexistent/file.lua")
+            e([[[string "error 'boom'"]:1: boom]], "error 'boom'")
+            -- a non-string error object: nil on Lua 5.4, "<no error object>" on 5.5
+            assert(not pcall(core.matrix, "error({})"))
+            e("bad argument #2 to '?' (Only support light C function)", "return {}", function() end)
+            e("bad argument #2 to '?' (Type invalid)", "return {}", "str")
+            e("bad argument #3 to '?' (Type invalid)", "return {}", 1, {})
+            e("cannot open /nonexistent/file.lua: No such file or directory",
+              "@/nonexistent/file.lua")
+            e([[[string "return {"]:1: unexpected symbol near <eof>]], "return {", 1)
             local ok, err = pcall(core.clone, 1)
             assert(not ok and err:find("sharetable pointer"))
             "#,
