@@ -11,7 +11,8 @@
 //! functions and light userdata as they are), then closes that state. `clone` builds fresh Lua
 //! tables in the caller's VM from it. Differences: every reader holds its own copy (memory per
 //! reader, and a clone costs time proportional to the table's size); `clone` of the same
-//! pointer twice gives two distinct tables; writes to a clone succeed (upstream's shared tables
+//! pointer twice in one VM gives the same table while that VM keeps it (a weak cache, as
+//! upstream gives the same shared table), otherwise a new copy; writes to a clone succeed (upstream's shared tables
 //! are read-only) and are seen by that reader only; `box:size()` is an estimate of the stored
 //! structure, not a VM's memory. `is_sharedtable(t)` is true for every table a `clone` built in
 //! this VM (a weak-keyed set), false otherwise.
@@ -27,6 +28,7 @@ use ffi::lua_State;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::{c_int, c_void, CStr};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 /// A stored value.
@@ -58,6 +60,8 @@ pub struct Matrix {
     /// Binary chunks of the Lua functions (no upvalues).
     funcs: Vec<Box<[u8]>>,
     size: usize,
+    /// Unique per matrix (a freed matrix's address may be reused by a new one).
+    id: i64,
 }
 
 fn matrices() -> &'static Mutex<HashMap<usize, Weak<Matrix>>> {
@@ -67,8 +71,12 @@ fn matrices() -> &'static Mutex<HashMap<usize, Weak<Matrix>>> {
 
 const BOX: &CStr = c"BOXMATRIXSTATE";
 const PIN: &CStr = c"skynet.sharetable.pin";
-/// Registry key of the weak set of tables made by `clone`.
+/// Registry key of the weak set of tables made by `clone` (a root maps to its matrix's id,
+/// a sub-table to true).
 const CLONED: &CStr = c"skynet.sharetable.cloned";
+/// Registry key of the weak-valued cache pointer → cloned root, so that querying the same
+/// version twice in one VM gives the same table (as upstream, where it is the shared table).
+const CACHE: &CStr = c"skynet.sharetable.cache";
 
 /// Userdata body of a box, and of the pin that keeps a matrix alive during a clone.
 struct Holder(Option<Arc<Matrix>>);
@@ -350,6 +358,8 @@ unsafe fn run_private(l: *mut lua_State, src: &[u8], top: c_int) -> Built {
             return Built::Err(msg);
         }
         drop(ms);
+        static NEXT_ID: AtomicI64 = AtomicI64::new(1);
+        walk.m.id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         Built::Ok(walk.m)
     }
 }
@@ -443,22 +453,22 @@ unsafe extern "C-unwind" fn lsize(l: *mut lua_State) -> c_int {
     1
 }
 
-/// Pushes the weak set of cloned tables (created on first use).
+/// Pushes the weak table stored in the registry under `key` (created on first use).
 ///
 /// # Safety
 /// `l` is valid.
-unsafe fn push_cloned_set(l: *mut lua_State) {
+unsafe fn push_weak(l: *mut lua_State, key: &CStr, mode: &CStr) {
     // SAFETY: valid state.
     unsafe {
-        if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, CLONED.as_ptr()) != ffi::LUA_TTABLE {
+        if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, key.as_ptr()) != ffi::LUA_TTABLE {
             ffi::lua_pop(l, 1);
             ffi::lua_createtable(l, 0, 0);
             ffi::lua_createtable(l, 0, 1);
-            ffi::lua_pushstring(l, c"k".as_ptr());
+            ffi::lua_pushstring(l, mode.as_ptr());
             ffi::lua_setfield(l, -2, c"__mode".as_ptr());
             ffi::lua_setmetatable(l, -2);
             ffi::lua_pushvalue(l, -1);
-            ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, CLONED.as_ptr());
+            ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, key.as_ptr());
         }
     }
 }
@@ -523,10 +533,30 @@ unsafe extern "C-unwind" fn lclone(l: *mut lua_State) -> c_int {
         }
         (*pin).0 = m;
         let m: &Matrix = (*pin).0.as_deref().unwrap_or_else(|| unreachable!());
-        ffi::lua_createtable(l, m.tables.len() as c_int, 0); // 3: ids
-        ffi::lua_createtable(l, m.funcs.len() as c_int, 0); // 4: fns
-        push_cloned_set(l); // 5
-        let (ids, fns, set) = (3, 4, 5);
+        push_weak(l, CLONED, c"k"); // 3
+        push_weak(l, CACHE, c"v"); // 4
+        let (set, cache) = (3, 4);
+        // Both bookkeeping tables count as shared, so that sharetable.update's walk over the
+        // registry leaves them alone (it would otherwise rewrite their keys and values).
+        for t in [set, cache] {
+            ffi::lua_pushvalue(l, t);
+            ffi::lua_pushboolean(l, 1);
+            ffi::lua_rawset(l, set);
+        }
+        if ffi::lua_rawgetp(l, cache, key as *const c_void) == ffi::LUA_TTABLE {
+            ffi::lua_pushvalue(l, -1);
+            let same = ffi::lua_rawget(l, set) == ffi::LUA_TNUMBER
+                && ffi::lua_tointegerx(l, -1, std::ptr::null_mut()) == m.id;
+            ffi::lua_pop(l, 1);
+            if same {
+                release(&mut *pin);
+                return 1;
+            }
+        }
+        ffi::lua_pop(l, 1);
+        ffi::lua_createtable(l, m.tables.len() as c_int, 0); // 5: ids
+        ffi::lua_createtable(l, m.funcs.len() as c_int, 0); // 6: fns
+        let (ids, fns) = (5, 6);
         for (i, t) in m.tables.iter().enumerate() {
             ffi::lua_createtable(l, t.array.len() as c_int, t.hash.len() as c_int);
             ffi::lua_pushvalue(l, -1);
@@ -550,6 +580,11 @@ unsafe extern "C-unwind" fn lclone(l: *mut lua_State) -> c_int {
             ffi::lua_pop(l, 1);
         }
         ffi::lua_rawgeti(l, ids, 1);
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_pushinteger(l, m.id);
+        ffi::lua_rawset(l, set);
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_rawsetp(l, cache, key as *const c_void);
         release(&mut *pin);
     }
     1
@@ -674,8 +709,16 @@ mod tests {
             assert(t.f(21) == 42)
             assert(core.is_sharedtable(t) and core.is_sharedtable(t.sub))
             assert(not core.is_sharedtable({}) and not core.is_sharedtable(1))
+            -- the same version twice in one VM: the same table while it is alive
+            assert(core.clone(p) == t)
+            t = nil
+            collectgarbage()
             local t2 = core.clone(p)
-            assert(t2 ~= t and t2.a == 1)
+            assert(t2.a == 1 and core.is_sharedtable(t2) and core.clone(p) == t2)
+            -- the bookkeeping tables are skipped by sharetable.update's registry walk
+            local reg = debug.getregistry()
+            assert(core.is_sharedtable(reg["skynet.sharetable.cloned"]))
+            assert(core.is_sharedtable(reg["skynet.sharetable.cache"]))
             m:close()
             assert(m:getptr() == nil and m:size() == 0)
             local ok, err = pcall(core.clone, p)
