@@ -30,6 +30,10 @@ pub mod profile;
 #[cfg(feature = "embedded")]
 pub mod seri;
 #[cfg(feature = "embedded")]
+pub mod sharedata;
+#[cfg(feature = "embedded")]
+pub mod sharetable;
+#[cfg(feature = "embedded")]
 pub mod skynet_core;
 #[cfg(feature = "embedded")]
 pub mod socket_message;
@@ -83,6 +87,14 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
     (
         c"skynet.datasheet.core",
         datasheet::luaopen_skynet_datasheet_core,
+    ),
+    (
+        c"skynet.sharedata.core",
+        sharedata::luaopen_skynet_sharedata_core,
+    ),
+    (
+        c"skynet.sharetable.core",
+        sharetable::luaopen_skynet_sharetable_core,
     ),
 ];
 
