@@ -6,6 +6,8 @@
 pub mod bson;
 pub mod client_socket;
 #[cfg(feature = "embedded")]
+pub mod cluster;
+#[cfg(feature = "embedded")]
 pub mod cmem;
 #[cfg(feature = "embedded")]
 pub mod codecache;
@@ -66,6 +68,7 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
         mongo_driver::luaopen_skynet_mongo_driver,
     ),
     (c"lpeg", lpeg::luaopen_lpeg),
+    (c"skynet.cluster.core", cluster::luaopen_skynet_cluster_core),
 ];
 
 #[cfg(feature = "embedded")]
