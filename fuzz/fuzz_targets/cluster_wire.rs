@@ -12,14 +12,22 @@ fuzz_target!(|data: &[u8]| {
     // The whole input as one packet of each kind.
     if let Ok(req) = codec::decode_request(data) {
         let n = match req {
-            Request::Single { addr, session, msg } if msg.len() < codec::MULTI_PART => {
-                match addr {
-                    Addr::Name(nm) if nm.is_empty() => None,
-                    _ => Some(codec::request_head(&mut buf, addr, session, msg, session == 0)),
-                }
-            }
+            Request::Single { addr, session, msg } if msg.len() < codec::MULTI_PART => match addr {
+                Addr::Name(nm) if nm.is_empty() => None,
+                _ => Some(codec::request_head(
+                    &mut buf,
+                    addr,
+                    session,
+                    msg,
+                    session == 0,
+                )),
+            },
             Request::Trace(tag) => codec::trace(&mut buf, tag).ok(),
-            Request::Part { session, data: d, more } if d.len() <= codec::MULTI_PART => {
+            Request::Part {
+                session,
+                data: d,
+                more,
+            } if d.len() <= codec::MULTI_PART => {
                 Some(codec::request_part(&mut buf, session, d, !more))
             }
             _ => None,
@@ -28,7 +36,13 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(&buf[2..n], data);
         }
     }
-    if let Some(Response::Data { session, ok, data: d, more: false }) = codec::decode_response(data) {
+    if let Some(Response::Data {
+        session,
+        ok,
+        data: d,
+        more: false,
+    }) = codec::decode_response(data)
+    {
         if d.len() <= codec::MULTI_PART && data[4] <= 1 {
             let n = codec::response(&mut buf, session, ok, d);
             assert_eq!(&buf[2..n], data);
