@@ -78,14 +78,20 @@ test-lua55:
 ECHO_LOAD := $${CARGO_TARGET_DIR:-target}/release/echo_load
 
 # UPSTREAM_SKYNET=path/to/upstream/skynet also runs the codec benches on upstream's C build
-# (its luaclib/) and prints ours/upstream ratios.
+# (its luaclib/) and prints ours/upstream ratios. SKYNET_UPSTREAM=path/to/upstream/tree runs
+# the cluster round-trip bench (it needs upstream's clusterd & co. from that tree); on
+# upstream's own build: sh compat-tests/bench/cluster/run.sh TREE/skynet TREE.
 UPSTREAM_SKYNET ?=
+SKYNET_UPSTREAM ?=
 bench: all bmods
 	sh compat-tests/bench/run.sh ./skynet
 	sh compat-tests/bench/codec/run.sh ./skynet $(UPSTREAM_SKYNET)
 	sh compat-tests/bench/lua/run.sh ./skynet
 	$(CARGO) build --release -p compat-tests --bin echo_load
 	sh compat-tests/bench/socket/run.sh ./skynet $(ECHO_LOAD)
+	@if [ -n "$(SKYNET_UPSTREAM)" ]; then \
+		sh compat-tests/bench/cluster/run.sh ./skynet "$(SKYNET_UPSTREAM)"; \
+	else echo "cluster bench skipped: set SKYNET_UPSTREAM to an upstream tree (Lua services)"; fi
 
 # Regenerates include/*.h with cbindgen from ffi/src/abi/*.rs (configs in ffi/cbindgen/).
 headers:

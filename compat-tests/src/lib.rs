@@ -135,6 +135,11 @@ impl Node {
 
     /// Starts `skynet` as [`Node::run`] does, without waiting.
     pub fn spawn(config_extra: &str, bootstrap: &str) -> Running {
+        Node::spawn_bin(&skynet_bin(), config_extra, bootstrap)
+    }
+
+    /// As [`Node::spawn`], with another executable (upstream's, for mixed-node tests).
+    pub fn spawn_bin(bin: &Path, config_extra: &str, bootstrap: &str) -> Running {
         let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!(
             "skynet-compat-{}-{}-{}",
@@ -153,8 +158,7 @@ impl Node {
         let config_path = dir.join("config");
         std::fs::write(&config_path, &config).expect("write config");
 
-        let bin = skynet_bin();
-        let mut child = Command::new(&bin)
+        let mut child = Command::new(bin)
             .arg(&config_path)
             .current_dir(&dir)
             .stdin(Stdio::null())

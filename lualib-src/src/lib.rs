@@ -6,6 +6,8 @@
 pub mod bson;
 pub mod client_socket;
 #[cfg(feature = "embedded")]
+pub mod cluster;
+#[cfg(feature = "embedded")]
 pub mod cmem;
 #[cfg(feature = "embedded")]
 pub mod codecache;
@@ -96,6 +98,7 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
         c"skynet.sharetable.core",
         sharetable::luaopen_skynet_sharetable_core,
     ),
+    (c"skynet.cluster.core", cluster::luaopen_skynet_cluster_core),
 ];
 
 #[cfg(feature = "embedded")]
