@@ -163,6 +163,51 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The checkout in env `SKYNET_UPSTREAM`, or `None` (with a SKIP line) when it is not set.
+fn upstream_root() -> Option<std::path::PathBuf> {
+    let Some(root) = std::env::var_os("SKYNET_UPSTREAM") else {
+        eprintln!("SKIP: set SKYNET_UPSTREAM to a skynet checkout");
+        return None;
+    };
+    Some(
+        std::path::Path::new(&root)
+            .canonicalize()
+            .expect("SKYNET_UPSTREAM exists"),
+    )
+}
+
+/// A node config running upstream's Lua tree at `root` (`luaservice` as given, a Lua
+/// expression that may use `root`): upstream's bootstrap with cmaster (when `standalone`) and
+/// cslave, harbor `harbor` listening on `address`, the master on `master`.
+fn upstream_config(
+    root: &std::path::Path,
+    luaservice: &str,
+    harbor: u32,
+    address: u16,
+    master: u16,
+    start: &str,
+    standalone: bool,
+) -> String {
+    format!(
+        "root = \"{}/\"\n\
+         luaservice = {luaservice}\n\
+         lualoader = root..\"lualib/loader.lua\"\n\
+         lua_path = root..\"lualib/?.lua;\"..root..\"lualib/?/init.lua\"\n\
+         lua_cpath = root..\"luaclib/?.so\"\n\
+         harbor = {harbor}\n\
+         address = \"127.0.0.1:{address}\"\n\
+         master = \"127.0.0.1:{master}\"\n\
+         {}\
+         start = \"{start}\"\n",
+        root.display(),
+        if standalone {
+            format!("standalone = \"127.0.0.1:{master}\"\n")
+        } else {
+            String::new()
+        }
+    )
+}
+
 /// Upstream's own two-node example on 127.0.0.1: node 1 runs cmaster + cslave and
 /// `test/testharborlink.lua`, node 2 cslave and `examples/main_log.lua` (which registers the
 /// global name `LOG`). Needs a checkout of cloudwu/skynet in env `SKYNET_UPSTREAM` (nothing is
@@ -172,33 +217,13 @@ fn free_port() -> u16 {
 #[test]
 #[ignore = "needs a skynet checkout in SKYNET_UPSTREAM"]
 fn upstream_cmaster_cslave_two_nodes() {
-    let Some(root) = std::env::var_os("SKYNET_UPSTREAM") else {
-        eprintln!("SKIP: set SKYNET_UPSTREAM to a skynet checkout");
+    let Some(root) = upstream_root() else {
         return;
     };
-    let root = std::path::Path::new(&root)
-        .canonicalize()
-        .expect("SKYNET_UPSTREAM exists");
     let (master, a1, a2) = (free_port(), free_port(), free_port());
+    let dirs = "root..\"service/?.lua;\"..root..\"test/?.lua;\"..root..\"examples/?.lua\"";
     let config = |harbor: u32, address: u16, start: &str, standalone: bool| {
-        format!(
-            "root = \"{}/\"\n\
-             luaservice = root..\"service/?.lua;\"..root..\"test/?.lua;\"..root..\"examples/?.lua\"\n\
-             lualoader = root..\"lualib/loader.lua\"\n\
-             lua_path = root..\"lualib/?.lua;\"..root..\"lualib/?/init.lua\"\n\
-             lua_cpath = root..\"luaclib/?.so\"\n\
-             harbor = {harbor}\n\
-             address = \"127.0.0.1:{address}\"\n\
-             master = \"127.0.0.1:{master}\"\n\
-             {}\
-             start = \"{start}\"\n",
-            root.display(),
-            if standalone {
-                format!("standalone = \"127.0.0.1:{master}\"\n")
-            } else {
-                String::new()
-            }
-        )
+        upstream_config(&root, dirs, harbor, address, master, start, standalone)
     };
     let node1 = Node::spawn(&config(1, a1, "testharborlink", true), "snlua bootstrap");
     let mut w1 = node1.watch();
@@ -216,5 +241,81 @@ fn upstream_cmaster_cslave_two_nodes() {
     for out in [&out1, &out2] {
         out.assert_no_line_containing("stack traceback");
         out.assert_no_line_containing("lua loader error");
+    }
+}
+
+/// The `MCH ...` texts a node logged (our t_mch services), in order, without the prefix.
+fn mch_texts(out: &compat_tests::Output) -> Vec<String> {
+    out.stdout_lines
+        .iter()
+        .filter_map(|l| l.split_once("] MCH ").map(|(_, t)| t.to_owned()))
+        .collect()
+}
+
+/// Upstream's unchanged `skynet.multicast` (lualib + `multicastd`) across two harbor nodes:
+/// node 1 (harbor 1, standalone: cmaster + cslave) and node 2 (harbor 2, cslave), both
+/// running our `compat-tests/lua/t_mch*.lua` on upstream's Lua tree from `SKYNET_UPSTREAM`.
+/// Each node has a publisher (global name `MCPUB<harbor>`) and a subscriber to the other
+/// node's channel, so messages cross the link both ways: four small ones and a 100 KiB one,
+/// all received in order, then unsubscribe, one more publish nobody gets, channel deleted.
+/// The expected lines are what upstream's C build (v1.8.0) prints for the same scenario. Run
+/// with `SKYNET_UPSTREAM=path cargo test --release -p compat-tests --test harbor -- --ignored`.
+#[test]
+#[ignore = "needs a skynet checkout in SKYNET_UPSTREAM"]
+fn upstream_multicast_two_nodes() {
+    let Some(root) = upstream_root() else {
+        return;
+    };
+    let ours = compat_tests::repo_root().join("compat-tests").join("lua");
+    let dirs = format!("root..\"service/?.lua;{}/?.lua\"", ours.display());
+    let (master, a1, a2) = (free_port(), free_port(), free_port());
+    let config = |harbor: u32, address: u16, standalone: bool| {
+        upstream_config(&root, &dirs, harbor, address, master, "t_mch", standalone)
+    };
+    let node1 = Node::spawn(&config(1, a1, true), "snlua bootstrap");
+    let mut w1 = node1.watch();
+    w1.expect("Shakehand ready", TIMEOUT);
+    let node2 = Node::spawn(&config(2, a2, false), "snlua bootstrap");
+    let mut w2 = node2.watch();
+    // Both directions finish: each subscriber has all messages, each channel is deleted.
+    w1.expect("MCH sub2 done", TIMEOUT);
+    w2.expect("MCH sub1 done", TIMEOUT);
+    w1.expect("MCH pub1 deleted", TIMEOUT);
+    w2.expect("MCH pub2 deleted", TIMEOUT);
+    let out2 = node2.finish(Duration::ZERO);
+    let out1 = node1.finish(Duration::ZERO);
+    for out in [&out1, &out2] {
+        out.assert_no_line_containing("stack traceback");
+        out.assert_no_line_containing("lua loader error");
+        out.assert_no_line_containing("got 6");
+    }
+    // The subscriber's lines, in order (node h subscribes to the other node's channel, whose
+    // id is that node's harbor id: multicastd numbers channels from its harbor id).
+    for (out, me, other) in [(&out1, 1, 2), (&out2, 2, 1)] {
+        let sub: Vec<String> = mch_texts(out)
+            .into_iter()
+            .filter(|t| t.starts_with("sub"))
+            .collect();
+        let mut want = vec![format!("sub{other} subscribed {other}")];
+        for (i, len) in [(1, 4), (2, 4), (3, 102400), (4, 4), (5, 4)] {
+            want.push(format!(
+                "sub{other} got {i} len={len} ok=true from harbor {other}"
+            ));
+        }
+        want.push(format!("sub{other} done 1,2,3,4,5"));
+        assert_eq!(sub, want, "node {me}'s subscriber\n{out}");
+        let publ: Vec<String> = mch_texts(out)
+            .into_iter()
+            .filter(|t| t.starts_with("pub"))
+            .collect();
+        assert_eq!(
+            publ,
+            [
+                format!("pub{me} channel {me} to harbor {other}"),
+                format!("pub{me} published 5"),
+                format!("pub{me} deleted"),
+            ],
+            "node {me}'s publisher\n{out}"
+        );
     }
 }
