@@ -38,6 +38,11 @@ skynet.start(function()
 		skynet.wait(waiting)
 	end
 	ch:unsubscribe()
+	-- unsubscribe is a send: our multicastd then tells the owner node (USUBR). Creating a
+	-- channel is a call to the same multicastd, so once it returns that USUBR is on the link
+	-- ahead of our "done"; otherwise the owner may delete the channel first and multicastd's
+	-- USUBR assertion fails (upstream's own race, seen on its C build too).
+	multicast.new():delete()
 	skynet.call(pub, "lua", "done")
 	skynet.error(string.format("MCH sub%s done %s", other, table.concat(got, ",")))
 end)
