@@ -115,6 +115,15 @@ pub fn spawn_lua(service: &str) -> Running {
     Node::spawn(&extra, &format!("snlua {service}"))
 }
 
+/// Runs `snlua <service args>` as [`spawn_lua`] does until the node ends (or `timeout`), and
+/// checks that it exited cleanly and that no service logged "UNEXPECTED".
+pub fn run_lua(service: &str, timeout: Duration) -> Output {
+    let out = spawn_lua(service).finish(timeout);
+    out.assert_clean_exit();
+    out.assert_no_line_containing("UNEXPECTED");
+    out
+}
+
 /// A node started by [`Node::spawn`]: its stdout can be watched while it runs (to learn a
 /// port it listens on, say) before [`Running::finish`] collects the [`Output`].
 pub struct Running {

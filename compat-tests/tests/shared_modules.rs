@@ -2,21 +2,13 @@
 //! `skynet.debugchannel`, `skynet.datasheet.core`, driven by our own Lua services
 //! (`compat-tests/lua/t_multicast.lua`, `t_debugchannel.lua`, `t_datasheet.lua`).
 
-use compat_tests::{repo_root, Node, Output};
+use compat_tests::Output;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 fn run_lua(service: &str) -> Output {
-    let dir = repo_root().join("compat-tests").join("lua");
-    let extra = format!(
-        "lualoader = {:?}\nluaservice = {:?}",
-        dir.join("loader.lua").display().to_string(),
-        format!("{}/?.lua", dir.display())
-    );
-    let out = Node::run(&extra, &format!("snlua {service}"), TIMEOUT);
-    out.assert_clean_exit();
-    out.assert_no_line_containing("UNEXPECTED");
+    let out = compat_tests::run_lua(service, TIMEOUT);
     out.assert_no_line_containing("lua call [");
     out
 }

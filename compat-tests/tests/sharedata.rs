@@ -2,22 +2,13 @@
 //! one service and read by others (our own services, compat-tests/lua/t_sharedata.lua and
 //! t_sharetable.lua with their helpers), including both exit orders.
 
-use compat_tests::{line, repo_root, Node, Output};
+use compat_tests::{line, Output};
 use std::time::Duration;
 
 const BOOT: u32 = 2;
 
 fn run_lua(service: &str) -> Output {
-    let dir = repo_root().join("compat-tests").join("lua");
-    let extra = format!(
-        "lualoader = {:?}\nluaservice = {:?}",
-        dir.join("loader.lua").display().to_string(),
-        format!("{}/?.lua", dir.display())
-    );
-    let out = Node::run(&extra, &format!("snlua {service}"), Duration::from_secs(20));
-    out.assert_clean_exit();
-    out.assert_no_line_containing("UNEXPECTED");
-    out
+    compat_tests::run_lua(service, Duration::from_secs(20))
 }
 
 #[test]
