@@ -604,3 +604,24 @@ fn overload_warning_at_doubling_thresholds() {
     // into one (the threshold doubles past the length at once).
     assert_eq!(lengths, vec![9999], "{out}");
 }
+
+/// A bootstrap whose name leaves the search paths is refused like any LAUNCH: the node logs
+/// why and stops with a bootstrap error, whether the name is a C module's or snlua's.
+#[test]
+fn bootstrap_name_leaving_the_search_paths_is_refused() {
+    if !require_modules(&["t_child"]) {
+        return;
+    }
+    for (bootstrap, name) in [
+        ("../build/t_child", "../build/t_child"),
+        ("snlua ../lua/t_child", "../lua/t_child"),
+    ] {
+        let out = run("", bootstrap);
+        assert_ne!(out.status, Some(0), "{out}");
+        out.assert_line_containing(&format!(
+            r#"LAUNCH refused: service name "{name}" has a ".." segment"#
+        ));
+        out.assert_line_containing("Bootstrap error");
+        out.assert_no_line_containing("CHILD");
+    }
+}

@@ -805,3 +805,44 @@ fn lua_lpeg() {
     ]);
     out.assert_line(&line(BOOT, "DONE"));
 }
+
+#[test]
+fn lua_launch_refuses_names_leaving_the_search_paths() {
+    let out = run_lua("t_confine");
+    out.assert_checks(&[
+        "snlua_dotdot",
+        "snlua_dotdot_real",
+        "snlua_absolute",
+        "snlua_long",
+        "snlua_nul",
+        "snlua_dotdot_addr",
+        "cmod_dotdot",
+        "cmod_absolute",
+        "cmod_long",
+        "cmod_nul",
+        "plain_launched",
+        "slash_launched",
+        "plain_answers",
+        "slash_answers",
+    ]);
+    let refused = |name: &str, why: &str| format!("LAUNCH refused: service name {name} {why}");
+    let dotdot = r#"has a ".." segment"#;
+    let long = format!("\"{}...\"", "a".repeat(64));
+    for (name, why, n) in [
+        (r#""../x""#, dotdot, 1),
+        (r#""../lua/t_child""#, dotdot, 1),
+        (r#""a/../../x""#, dotdot, 1),
+        (r#""/tmp/x""#, "is an absolute path", 2),
+        (&long, "is longer than 255 bytes", 2),
+        (r#""t_child\0x""#, "has a NUL byte", 2),
+        (r#""../build/t_child""#, dotdot, 1),
+    ] {
+        out.assert_count(&refused(name, why), n);
+    }
+    // nothing was loaded from outside the templates' directories: the only children are the two
+    // ordinary ones
+    out.assert_count("CHILD name=", 2);
+    out.assert_line_containing("CHILD name=t_child n=1 args=[plain]");
+    out.assert_line_containing("CHILD name=./t_child n=1 args=[slash]");
+    out.assert_count("error: launch snlua FAILED", 6);
+}

@@ -15,6 +15,44 @@ use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// Longest service or module name LAUNCH accepts, in bytes.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// Why `name` may not be used as a service or module name, if it may not. Names are put into
+/// the `?` of the config's path templates (`cpath`, `luaservice`), so they must not leave the
+/// directories those templates name: no `..` segment, no leading `/` (templates may be
+/// absolute, names may not), no NUL byte (a C path would end there, dropping the template's
+/// suffix), and not longer than [`MAX_NAME_LEN`]. A relative name with `/` in it is fine.
+/// Upstream does not check names at all.
+pub fn name_problem(name: &str) -> Option<&'static str> {
+    if name.len() > MAX_NAME_LEN {
+        Some("is longer than 255 bytes")
+    } else if name.contains('\0') {
+        Some("has a NUL byte")
+    } else if name.starts_with('/') {
+        Some("is an absolute path")
+    } else if name.split('/').any(|segment| segment == "..") {
+        Some("has a \"..\" segment")
+    } else {
+        None
+    }
+}
+
+/// Checks a service or module name (see [`name_problem`]); the error is the line to log,
+/// naming the service (its first 64 characters, escaped) and the reason.
+pub fn check_name(name: &str) -> Result<(), String> {
+    match name_problem(name) {
+        None => Ok(()),
+        Some(why) => {
+            let mut shown: String = name.chars().take(64).collect();
+            if shown.len() < name.len() {
+                shown.push_str("...");
+            }
+            Err(format!("LAUNCH refused: service name {shown:?} {why}"))
+        }
+    }
+}
+
 /// A service type.
 pub trait Module: Send + Sync {
     /// Creates an instance (upstream `_create`); `None` makes the launch fail silently.
@@ -116,6 +154,7 @@ impl Modules {
 
     /// Finds a module; the error explains why it could not be loaded.
     pub fn query(&self, name: &str) -> Result<Arc<dyn Module>, String> {
+        check_name(name)?;
         if let Some(m) = self.loaded.read().get(name) {
             return Ok(m.clone());
         }
@@ -182,6 +221,68 @@ mod tests {
         assert!(Arc::ptr_eq(&m.query("onlybuiltin").unwrap(), &b));
         let (m, b) = registry("*");
         assert!(!Arc::ptr_eq(&m.query("both").unwrap(), &b));
+    }
+
+    #[test]
+    fn names_stay_relative() {
+        for ok in [
+            "snlua",
+            "foo.bar",
+            "snax/xxx",
+            "a/b/c",
+            "./t_child",
+            "...",
+            "a..b",
+            "..a/b..",
+            "",
+        ] {
+            assert_eq!(name_problem(ok), None, "{ok:?}");
+        }
+        assert_eq!(name_problem(&"a".repeat(255)), None);
+        let cases = [
+            ("..", "has a \"..\" segment"),
+            ("../x", "has a \"..\" segment"),
+            ("a/../b", "has a \"..\" segment"),
+            ("a/..", "has a \"..\" segment"),
+            ("a//../b", "has a \"..\" segment"),
+            ("/tmp/x", "is an absolute path"),
+            ("/", "is an absolute path"),
+            ("a\0b", "has a NUL byte"),
+            ("\0", "has a NUL byte"),
+        ];
+        for (bad, why) in cases {
+            assert_eq!(name_problem(bad), Some(why), "{bad:?}");
+        }
+        assert_eq!(
+            name_problem(&"a".repeat(256)),
+            Some("is longer than 255 bytes")
+        );
+        assert_eq!(
+            check_name("../x").unwrap_err(),
+            r#"LAUNCH refused: service name "../x" has a ".." segment"#
+        );
+        assert_eq!(
+            check_name("a\0b").unwrap_err(),
+            r#"LAUNCH refused: service name "a\0b" has a NUL byte"#
+        );
+        let long = check_name(&"é".repeat(200)).unwrap_err();
+        assert_eq!(
+            long,
+            format!(
+                "LAUNCH refused: service name \"{}...\" is longer than 255 bytes",
+                "é".repeat(64)
+            )
+        );
+    }
+
+    #[test]
+    fn query_refuses_bad_names_before_any_lookup() {
+        let (mut m, _) = registry("*");
+        m.add_builtin("../both", Arc::new(Dummy));
+        for bad in ["../both", "/both", "both\0", &"b".repeat(300)] {
+            assert!(m.query(bad).err().unwrap().starts_with("LAUNCH refused"));
+        }
+        assert!(m.query("both").is_ok());
     }
 
     #[test]

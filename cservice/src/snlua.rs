@@ -7,7 +7,7 @@
 //! The Lua code then installs its dispatcher with `skynet.core.callback`.
 
 use skynet_core::env::env;
-use skynet_core::module::{Instance, Module};
+use skynet_core::module::{check_name, Instance, Module};
 use skynet_core::{node, ptype, Context, Message, Payload};
 use skynet_lualib::lua::{ffi, push_bytes, to_bytes};
 use skynet_lualib::vm::Vm;
@@ -37,6 +37,13 @@ unsafe impl Send for LaunchCallback {}
 
 impl Instance for Snlua {
     fn init(&self, ctx: &Arc<Context>, parm: Option<&str>) -> bool {
+        // The loader (Lua, possibly the deployment's own) puts the first word into the
+        // `luaservice` templates; refuse a name that would leave their directories before any
+        // Lua runs, so that LAUNCH itself fails.
+        if let Err(e) = check_name(service_name(parm.unwrap_or(""))) {
+            node().log(ctx.handle(), e);
+            return false;
+        }
         self.vm.set_handle(ctx.handle());
         ctx.set_callback(Some(Box::new(LaunchCallback {
             vm: &*self.vm as *const Vm,
@@ -82,6 +89,13 @@ impl skynet_core::server::Callback for LaunchCallback {
             node().exit_service(ctx, 0);
         }
     }
+}
+
+/// The service name in snlua's arguments: the first word, split as the loader's `%S+` does.
+fn service_name(parm: &str) -> &str {
+    parm.split([' ', '\t', '\n', '\x0b', '\x0c', '\r'])
+        .find(|w| !w.is_empty())
+        .unwrap_or("")
 }
 
 fn setting(key: &str, default: Option<&str>) -> Option<CString> {
@@ -187,5 +201,19 @@ unsafe fn error_text(l: *mut ffi::lua_State) -> String {
     match unsafe { to_bytes(l, -1) } {
         Some(b) => String::from_utf8_lossy(b).into_owned(),
         None => "(no error message)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::service_name;
+
+    #[test]
+    fn service_name_is_the_first_word() {
+        assert_eq!(service_name("t_child a b"), "t_child");
+        assert_eq!(service_name(" \t\x0b\x0c../x\ny"), "../x");
+        assert_eq!(service_name("a\0b c"), "a\0b");
+        assert_eq!(service_name(""), "");
+        assert_eq!(service_name("  "), "");
     }
 }
