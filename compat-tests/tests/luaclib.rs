@@ -18,10 +18,12 @@ fn user_lua_c_modules_load_through_cpath() {
     let root = repo_root();
     let ourmod = root.join("compat-tests/build/luaclib/ourmod.so");
     if !ourmod.exists() {
-        compat_tests::skip_missing(format_args!(
-            "{} not built (needs liblua5.4-dev; `make` builds it)",
+        // Stays a skip under SKYNET_REQUIRE_ALL: the Makefile builds it only when the optional
+        // system headers are installed.
+        eprintln!(
+            "SKIP: {} not built (needs liblua5.4-dev; `make` builds it)",
             ourmod.display()
-        ));
+        );
         return;
     }
     let with_cjson = Path::new(CJSON_DIR).join("cjson.so").exists();
