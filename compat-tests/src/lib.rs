@@ -59,6 +59,16 @@ pub fn cpath() -> String {
     cpath
 }
 
+/// Reports that something a test needs and `make` builds is missing: a SKIP line, or, when
+/// env `SKYNET_REQUIRE_ALL=1` (set by `make test`), a panic with the same message, so that a
+/// full test run cannot pass with parts left out.
+pub fn skip_missing(what: std::fmt::Arguments) {
+    if std::env::var("SKYNET_REQUIRE_ALL").as_deref() == Ok("1") {
+        panic!("SKYNET_REQUIRE_ALL=1 but {what}");
+    }
+    eprintln!("SKIP: {what}");
+}
+
 /// True if every listed module is built; otherwise prints a SKIP message and returns false.
 /// Tests call this first and return early (skip) when it is false.
 pub fn require_modules(names: &[&str]) -> bool {
@@ -70,11 +80,11 @@ pub fn require_modules(names: &[&str]) -> bool {
     if missing.is_empty() {
         true
     } else {
-        eprintln!(
-            "SKIP: test module(s) {} not built in {} (run `make cmods`)",
+        skip_missing(format_args!(
+            "test module(s) {} not built in {} (run `make cmods`)",
             missing.join(", "),
             module_dir().display()
-        );
+        ));
         false
     }
 }

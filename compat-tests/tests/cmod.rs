@@ -557,7 +557,10 @@ fn error_log_and_missing_callback() {
 fn eight_pairs_on_eight_workers_lose_nothing() {
     let module = compat_tests::repo_root().join("compat-tests/build/bench/bench_pingpong.so");
     if !module.exists() {
-        eprintln!("SKIP: {} not built (`make` builds it)", module.display());
+        compat_tests::skip_missing(format_args!(
+            "{} not built (`make` builds it)",
+            module.display()
+        ));
         return;
     }
     let cpath = format!("{}/?.so", module.parent().unwrap().display());
@@ -575,7 +578,10 @@ fn eight_pairs_on_eight_workers_lose_nothing() {
 fn overload_warning_at_doubling_thresholds() {
     let module = compat_tests::repo_root().join("compat-tests/build/bench/bench_flood.so");
     if !module.exists() {
-        eprintln!("SKIP: {} not built (`make` builds it)", module.display());
+        compat_tests::skip_missing(format_args!(
+            "{} not built (`make` builds it)",
+            module.display()
+        ));
         return;
     }
     let cpath = format!("{}/?.so", module.parent().unwrap().display());

@@ -42,7 +42,7 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 #[test]
 fn config_errors_name_the_file_and_key() {
     if !skynet_bin().exists() {
-        eprintln!("SKIP: no skynet binary (`make` builds it)");
+        compat_tests::skip_missing(format_args!("no skynet binary (`make` builds it)"));
         return;
     }
     let dir = temp_dir("config");

@@ -15,7 +15,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 fn client(port: u16, mode: Option<&str>) -> Option<(bool, String, String)> {
     let root = repo_root();
     if !root.join("luaclib/client.so").exists() {
-        eprintln!("SKIP: luaclib/client.so not built (`make luaclib`)");
+        compat_tests::skip_missing(format_args!("luaclib/client.so not built (`make luaclib`)"));
         return None;
     }
     let script = root.join("compat-tests/client/login_client.lua");

@@ -18,7 +18,8 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// The executable to inspect, or `None` (the test is then skipped).
+/// The executable to inspect, or `None` (the test is then skipped, unless
+/// `SKYNET_REQUIRE_ALL=1`).
 fn binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SKYNET_BIN") {
         let p = PathBuf::from(p);
@@ -30,7 +31,12 @@ fn binary() -> Option<PathBuf> {
         Some(repo().join("target/release/skynet")),
         option_env!("CARGO_BIN_EXE_skynet").map(PathBuf::from),
     ];
-    candidates.into_iter().flatten().find(|p| p.is_file())
+    let found = candidates.into_iter().flatten().find(|p| p.is_file());
+    // `make test` sets SKYNET_REQUIRE_ALL=1: there a missing binary is a failure, not a skip.
+    if found.is_none() && std::env::var("SKYNET_REQUIRE_ALL").as_deref() == Ok("1") {
+        panic!("SKYNET_REQUIRE_ALL=1 but no skynet binary (set SKYNET_BIN or run `make`)");
+    }
+    found
 }
 
 /// Runs a binutils tool and returns its stdout.
