@@ -18,12 +18,17 @@ fn user_lua_c_modules_load_through_cpath() {
     let root = repo_root();
     let ourmod = root.join("compat-tests/build/luaclib/ourmod.so");
     if !ourmod.exists() {
-        // Stays a skip under SKYNET_REQUIRE_ALL: the Makefile builds it only when the optional
-        // system headers are installed.
-        eprintln!(
-            "SKIP: {} not built (needs liblua5.4-dev; `make` builds it)",
+        let what = format_args!(
+            "{} not built (needs liblua5.4-dev; `make` builds it)",
             ourmod.display()
         );
+        // The Makefile builds it only when the system's Lua headers are installed: with them
+        // (as in CI), a missing module fails a full run; without them it stays a skip.
+        if Path::new("/usr/include/lua5.4/lua.h").exists() {
+            compat_tests::skip_missing(what);
+        } else {
+            eprintln!("SKIP: {what}");
+        }
         return;
     }
     let with_cjson = Path::new(CJSON_DIR).join("cjson.so").exists();

@@ -31,7 +31,9 @@ fn client(port: u16, mode: Option<&str>) -> Option<(bool, String, String)> {
             String::from_utf8_lossy(&o.stderr).into_owned(),
         )),
         Err(e) => {
-            eprintln!("SKIP: cannot run lua5.4 ({e}; Debian: apt install lua5.4)");
+            compat_tests::skip_missing(format_args!(
+                "cannot run lua5.4 ({e}; Debian: apt install lua5.4)"
+            ));
             None
         }
     }

@@ -455,6 +455,8 @@ unsafe extern "C-unwind" fn lnew(l: *mut lua_State) -> c_int {
             ffi::lua_settop(l, 1);
             raise(l, m)
         },
+        // SAFETY: as above: nothing of ours is alive; the pushes and the concat only raise
+        // memory errors.
         Err(ConvError::FloatKey(n)) => unsafe {
             ffi::lua_settop(l, 1);
             ffi::lua_pushstring(l, c"Invalid key ".as_ptr());
