@@ -27,10 +27,12 @@ use std::ffi::{c_char, c_int, CStr};
 pub type CFunction = unsafe extern "C-unwind" fn(*mut lua_State) -> c_int;
 
 /// Runs the Lua C function `f` on `l`, turning a panic into a Lua error (see the module doc).
-/// Used by `#[lua_function]`, rarely directly.
+/// Used by `#[lua_function]`, rarely directly. Inlined so that `f` is a direct call: every Lua
+/// C function (skynet.core.send among them) goes through here.
 ///
 /// # Safety
 /// `l` is the state Lua called the function with; `f` may be called with it.
+#[inline(always)]
 pub unsafe fn guard(l: *mut lua_State, name: &'static str, f: CFunction) -> c_int {
     // SAFETY: forwarded from the caller.
     match std::panic::catch_unwind(|| unsafe { f(l) }) {
