@@ -71,6 +71,20 @@ function modes.sproto()
 	}
 end
 
+-- The same work through upstream's unchanged lualib/sproto.lua (what services call), when the
+-- run has an upstream tree's lualib on its path (run.sh with an upstream binary).
+function modes.sproto_lualib()
+	local sproto = require "sproto"
+	local sp = sproto.new(SCHEMA)
+	local obj = player()
+	local t0 = c.hpc()
+	for _ = 1, n do
+		local r = sp:pdecode("Player", sp:pencode("Player", obj))
+		assert(r.level == 42)
+	end
+	finish { string.format("BENCH sproto_lualib_pencode_pdecode %d ops/s", rate(n, c.hpc() - t0)) }
+end
+
 function modes.bson()
 	local bson = require "bson"
 	local obj = player()

@@ -13,7 +13,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 abs() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
 ours=$(abs "$1") || exit 2
 upstream=
-if [ $# -ge 2 ]; then upstream=$(abs "$2") || exit 2; fi
+lualib=
+if [ $# -ge 2 ]; then
+	upstream=$(abs "$2") || exit 2
+	# Upstream's lualib beside its binary: both runs use its unchanged sproto.lua.
+	lualib="$(dirname "$upstream")/lualib/?.lua"
+fi
 TIMEOUT=${BENCH_TIMEOUT:-120}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/skynet-codecbench.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT
@@ -33,7 +38,7 @@ cpath = "$bin_dir/cservice/?.so"
 bootstrap = "snlua codec_bench $*"
 lualoader = "$here/../../lua/loader.lua"
 luaservice = "$here/?.lua"
-lua_path = "$here/../../lua/?.lua"
+lua_path = "$here/../../lua/?.lua;$lualib"
 lua_cpath = "$bin_dir/luaclib/?.so"
 EOC
 	(cd "$tmp" && exec timeout -k 5 "$TIMEOUT" "$bin" "$cfg") >"$tmp/$name.out" 2>&1
@@ -62,6 +67,7 @@ bench() {
 }
 
 bench sproto "${CODEC_BENCH_SPROTO:-20000}"
+[ -n "$upstream" ] && bench sproto_lualib "${CODEC_BENCH_SPROTO:-20000}"
 bench bson "${CODEC_BENCH_BSON:-20000}"
 bench sha1 "${CODEC_BENCH_SHA1:-2000}"
 bench des "${CODEC_BENCH_DES:-2000}"
