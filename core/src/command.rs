@@ -107,6 +107,7 @@ pub fn command(
             }
         }
         "STAT" => text(stat(ctx, p)),
+        "QUEUELIMIT" => queue_limit(ctx, p),
         "LOGON" => {
             logon(node, ctx, p);
             None
@@ -188,6 +189,35 @@ fn stat(ctx: &Context, what: &str) -> String {
         },
         "message" => ctx.message_count().to_string(),
         _ => String::new(),
+    }
+}
+
+/// `QUEUELIMIT [messages [bytes]]`: sets the calling service's queue limits (0 = unlimited; a
+/// missing `bytes` keeps the current one) and answers the limits now in force as
+/// `"messages bytes"`. A bad parameter is logged, changes nothing and answers NULL.
+fn queue_limit(ctx: &Context, p: &str) -> Option<CommandResult> {
+    let mut limits = ctx.queue().limits();
+    let mut words = p.split_ascii_whitespace();
+    let parsed = (|| {
+        if let Some(m) = words.next() {
+            limits.messages = m.parse::<usize>().ok()?;
+        }
+        if let Some(b) = words.next() {
+            limits.bytes = b.parse::<usize>().ok()?;
+        }
+        words.next().is_none().then_some(limits)
+    })();
+    match parsed {
+        Some(l) => {
+            ctx.queue().set_limits(l);
+            text(format!("{} {}", l.messages, l.bytes))
+        }
+        None => {
+            ctx.error(format!(
+                "error: QUEUELIMIT wants \"[messages [bytes]]\" (0 = unlimited), got \"{p}\""
+            ));
+            None
+        }
     }
 }
 

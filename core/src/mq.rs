@@ -7,8 +7,13 @@
 //! - Messages are FIFO per queue.
 //! - Idle workers sleep on a condition variable; whoever schedules work wakes one when work is
 //!   waiting that the scheduling thread will not take itself (see [`GlobalQueue::push`]).
+//! - A queue counts its messages and the payload bytes they hold (for a socket message, the
+//!   data it points to as well). With [`Admission::Limited`] a push to a queue at or over its
+//!   [`QueueLimits`] is refused; the first refusal of a crossing is reported once, and the pop
+//!   that brings the queue under its limits again reports that once too.
 
 use crate::buffer::Payload;
+use crate::ptype;
 use parking_lot::{Condvar, Mutex};
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -19,11 +24,102 @@ use std::sync::Arc;
 pub const OVERLOAD_THRESHOLD: usize = 1024;
 const INITIAL_CAPACITY: usize = 64;
 
+/// Default `queue_limit`: messages one service queue may hold.
+pub const DEFAULT_QUEUE_LIMIT: usize = 1_000_000;
+/// Default `queue_bytes_limit`: payload bytes one service queue may hold (1 GiB).
+pub const DEFAULT_QUEUE_BYTES_LIMIT: usize = 1 << 30;
+
+/// What one queue may hold; 0 means unlimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueLimits {
+    pub messages: usize,
+    pub bytes: usize,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        QueueLimits {
+            messages: DEFAULT_QUEUE_LIMIT,
+            bytes: DEFAULT_QUEUE_BYTES_LIMIT,
+        }
+    }
+}
+
+impl QueueLimits {
+    pub const UNLIMITED: QueueLimits = QueueLimits {
+        messages: 0,
+        bytes: 0,
+    };
+
+    /// At or over a limit: a limited push is refused.
+    fn reached(&self, len: usize, bytes: usize) -> bool {
+        (self.messages != 0 && len >= self.messages) || (self.bytes != 0 && bytes >= self.bytes)
+    }
+
+    /// At or under half of every limit: paused sockets may read again.
+    fn below_half(&self, len: usize, bytes: usize) -> bool {
+        (self.messages == 0 || len <= self.messages / 2)
+            && (self.bytes == 0 || bytes <= self.bytes / 2)
+    }
+}
+
+/// How a push treats a queue's limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Never refused (replies, error replies, timer wake-ups, the core's own messages).
+    Always,
+    /// Refused when the queue is at or over a limit.
+    Limited,
+    /// Never refused; if the queue is at or over a limit, socket `id` is recorded to be
+    /// resumed once the queue has drained to half its limits (the caller stops reading it).
+    Socket(i32),
+}
+
+/// What a push did.
+#[derive(Debug)]
+pub enum Pushed {
+    Queued,
+    /// Queued at or over a limit: the socket given with [`Admission::Socket`] must pause.
+    QueuedPause,
+    /// Not queued: the message is handed back.
+    Refused(Message),
+}
+
+/// A push result plus, on the first push that found the queue full since it was last under
+/// its limits, the queue's length and bytes at that moment (for the one log line).
+#[derive(Debug)]
+pub struct PushOutcome {
+    pub pushed: Pushed,
+    pub crossed: Option<(usize, usize)>,
+}
+
 /// A popped message and the queue's state right after the pop.
 pub struct Popped {
     pub message: Message,
     pub remaining: usize,
     pub overload: Option<usize>,
+    /// The queue went back under its limits with this pop after a crossing: the number of
+    /// pushes refused meanwhile.
+    pub recovered: Option<u64>,
+    /// Sockets paused by this queue, to be resumed (the queue drained to half its limits).
+    pub resume: Vec<i32>,
+}
+
+/// Payload bytes a message holds: its payload, and for socket data the buffer it points to
+/// (whose size is the `ud` field of the socket message).
+pub fn message_bytes(ty: u8, data: &Payload) -> usize {
+    let mut n = data.len();
+    if i32::from(ty) == ptype::SOCKET {
+        if let Some(head) = data.as_slice().get(..12) {
+            let field =
+                |i: usize| i32::from_ne_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+            // DATA (1) and UDP (6) carry a buffer of `ud` bytes.
+            if matches!(field(0), 1 | 6) {
+                n += usize::try_from(field(8)).unwrap_or(0);
+            }
+        }
+    }
+    n
 }
 
 /// One message in a service queue. The type is the low 8 bits of what the sender gave.
@@ -54,6 +150,18 @@ struct QueueState {
     /// Recorded length for the next overload warning (0 = none).
     overload: usize,
     threshold: usize,
+    /// Payload bytes held (see [`message_bytes`]).
+    bytes: usize,
+    limits: QueueLimits,
+    /// Set by the first push that found the queue full; cleared by the pop that brings it
+    /// under its limits again.
+    full: bool,
+    /// Pushes refused since `full` was set.
+    refused_in_crossing: u64,
+    /// Pushes refused over the queue's life.
+    refused: u64,
+    /// Sockets paused because of this queue, resumed once it drained to half its limits.
+    paused: Vec<i32>,
 }
 
 /// A service's message queue.
@@ -74,8 +182,40 @@ impl MessageQueue {
                 released: false,
                 overload: 0,
                 threshold: OVERLOAD_THRESHOLD,
+                bytes: 0,
+                limits: QueueLimits::UNLIMITED,
+                full: false,
+                refused_in_crossing: 0,
+                refused: 0,
+                paused: Vec::new(),
             }),
         })
+    }
+
+    /// A new queue with `limits` (see [`Self::new`]).
+    pub fn with_limits(handle: u32, limits: QueueLimits) -> Arc<MessageQueue> {
+        let q = Self::new(handle);
+        q.set_limits(limits);
+        q
+    }
+
+    pub fn limits(&self) -> QueueLimits {
+        self.state.lock().limits
+    }
+
+    /// Changes the limits; the crossing state is re-evaluated at the next push or pop.
+    pub fn set_limits(&self, limits: QueueLimits) {
+        self.state.lock().limits = limits;
+    }
+
+    /// Payload bytes held (see [`message_bytes`]).
+    pub fn bytes(&self) -> usize {
+        self.state.lock().bytes
+    }
+
+    /// Pushes refused over the queue's life.
+    pub fn refused(&self) -> u64 {
+        self.state.lock().refused
     }
 
     pub fn handle(&self) -> u32 {
@@ -90,16 +230,53 @@ impl MessageQueue {
         self.len() == 0
     }
 
-    /// Appends a message, scheduling the queue if it is idle.
+    /// Appends a message whatever the limits, scheduling the queue if it is idle.
     pub fn push(self: &Arc<Self>, msg: Message, global: &GlobalQueue) {
-        let schedule = {
+        self.admit(msg, global, Admission::Always);
+    }
+
+    /// Appends a message as `admission` allows, scheduling the queue if it is idle.
+    pub fn admit(
+        self: &Arc<Self>,
+        msg: Message,
+        global: &GlobalQueue,
+        admission: Admission,
+    ) -> PushOutcome {
+        let weight = message_bytes(msg.ty, &msg.data);
+        let (pushed, crossed, schedule) = {
             let mut s = self.state.lock();
+            let mut pushed = Pushed::Queued;
+            let mut crossed = None;
+            if admission != Admission::Always && s.limits.reached(s.messages.len(), s.bytes) {
+                if !std::mem::replace(&mut s.full, true) {
+                    s.refused_in_crossing = 0;
+                    crossed = Some((s.messages.len(), s.bytes));
+                }
+                match admission {
+                    Admission::Socket(id) => {
+                        if !s.paused.contains(&id) {
+                            s.paused.push(id);
+                        }
+                        pushed = Pushed::QueuedPause;
+                    }
+                    _ => {
+                        s.refused_in_crossing += 1;
+                        s.refused += 1;
+                        return PushOutcome {
+                            pushed: Pushed::Refused(msg),
+                            crossed,
+                        };
+                    }
+                }
+            }
             s.messages.push_back(msg);
-            !std::mem::replace(&mut s.in_global, true)
+            s.bytes += weight;
+            (pushed, crossed, !std::mem::replace(&mut s.in_global, true))
         };
         if schedule {
             global.push(self.clone());
         }
+        PushOutcome { pushed, crossed }
     }
 
     /// Pops the head message. An empty pop takes the queue out of scheduling and resets the
@@ -134,15 +311,30 @@ impl MessageQueue {
         match s.messages.pop_front() {
             Some(message) => {
                 let remaining = s.messages.len();
+                s.bytes = s
+                    .bytes
+                    .saturating_sub(message_bytes(message.ty, &message.data));
                 while remaining > s.threshold {
                     s.overload = remaining;
                     s.threshold *= 2;
                 }
                 let overload = std::mem::take(&mut s.overload);
+                let mut recovered = None;
+                if s.full && !s.limits.reached(remaining, s.bytes) {
+                    s.full = false;
+                    recovered = Some(std::mem::take(&mut s.refused_in_crossing));
+                }
+                let resume = if !s.paused.is_empty() && s.limits.below_half(remaining, s.bytes) {
+                    std::mem::take(&mut s.paused)
+                } else {
+                    Vec::new()
+                };
                 Some(Popped {
                     message,
                     remaining,
                     overload: (overload != 0).then_some(overload),
+                    recovered,
+                    resume,
                 })
             }
             None => {
@@ -366,6 +558,128 @@ mod tests {
         }
         assert_eq!(q.pop_counted().unwrap().overload, Some(1099));
         assert_eq!(q.pop_counted().unwrap().overload, None);
+    }
+
+    fn limited(q: &Arc<MessageQueue>, g: &GlobalQueue, m: Message) -> PushOutcome {
+        q.admit(m, g, Admission::Limited)
+    }
+
+    #[test]
+    fn limited_push_is_refused_at_the_message_limit_once_per_crossing() {
+        let g = GlobalQueue::new();
+        let q = MessageQueue::with_limits(
+            3,
+            QueueLimits {
+                messages: 4,
+                bytes: 0,
+            },
+        );
+        for i in 0..4 {
+            let out = limited(&q, &g, msg(i));
+            assert!(matches!(out.pushed, Pushed::Queued) && out.crossed.is_none());
+        }
+        let first = limited(&q, &g, msg(4));
+        assert!(matches!(first.pushed, Pushed::Refused(ref m) if m.session == 4));
+        assert_eq!(first.crossed, Some((4, 0)));
+        for i in 5..10 {
+            let out = limited(&q, &g, msg(i));
+            assert!(matches!(out.pushed, Pushed::Refused(_)));
+            assert!(out.crossed.is_none(), "one report per crossing");
+        }
+        // Replies are never refused.
+        q.push(msg(100), &g);
+        assert_eq!(q.len(), 5);
+        assert_eq!(q.refused(), 6);
+        // Still at the limit after one pop (5 -> 4): no recovery yet; the next pop recovers.
+        assert_eq!(q.pop_counted().unwrap().recovered, None);
+        assert_eq!(q.pop_counted().unwrap().recovered, Some(6));
+        assert_eq!(q.pop_counted().unwrap().recovered, None);
+        // A new crossing is reported again.
+        limited(&q, &g, msg(11));
+        limited(&q, &g, msg(12));
+        assert_eq!(limited(&q, &g, msg(13)).crossed, Some((4, 0)));
+    }
+
+    #[test]
+    fn byte_limit_counts_payload_and_socket_data() {
+        let g = GlobalQueue::new();
+        let q = MessageQueue::with_limits(
+            3,
+            QueueLimits {
+                messages: 0,
+                bytes: 100,
+            },
+        );
+        let big = Message::new(1, 0, 0, Payload::zeroed(60));
+        assert!(matches!(limited(&q, &g, big).pushed, Pushed::Queued));
+        // A socket DATA message of 50 bytes (type 1, id 7, ud 50, pointer unused).
+        let mut head = Vec::new();
+        for v in [1i32, 7, 50, 0, 0, 0] {
+            head.extend_from_slice(&v.to_ne_bytes());
+        }
+        let sock = Message::new(0, 0, ptype::SOCKET as u8, Payload::copy_from(&head));
+        assert_eq!(message_bytes(sock.ty, &sock.data), 24 + 50);
+        assert!(matches!(limited(&q, &g, sock).pushed, Pushed::Queued));
+        assert_eq!(q.bytes(), 60 + 74);
+        assert!(matches!(limited(&q, &g, msg(1)).pushed, Pushed::Refused(_)));
+        q.pop_counted().unwrap();
+        assert_eq!(q.bytes(), 74);
+        assert!(matches!(limited(&q, &g, msg(2)).pushed, Pushed::Queued));
+        q.pop_counted().unwrap();
+        q.pop_counted().unwrap();
+        assert_eq!(q.bytes(), 0);
+    }
+
+    #[test]
+    fn socket_data_is_queued_over_the_limit_and_resumed_at_half() {
+        let g = GlobalQueue::new();
+        let q = MessageQueue::with_limits(
+            3,
+            QueueLimits {
+                messages: 4,
+                bytes: 0,
+            },
+        );
+        for i in 0..4 {
+            let out = q.admit(msg(i), &g, Admission::Socket(9));
+            assert!(matches!(out.pushed, Pushed::Queued));
+        }
+        for i in 4..6 {
+            let out = q.admit(msg(i), &g, Admission::Socket(9));
+            assert!(matches!(out.pushed, Pushed::QueuedPause));
+        }
+        assert!(matches!(
+            q.admit(msg(6), &g, Admission::Socket(10)).pushed,
+            Pushed::QueuedPause
+        ));
+        assert_eq!(q.len(), 7, "socket data is never dropped");
+        let mut resumed = Vec::new();
+        let mut at = Vec::new();
+        while let Some(p) = q.pop_counted() {
+            if !p.resume.is_empty() {
+                at.push(p.remaining);
+                resumed.extend(p.resume);
+            }
+        }
+        assert_eq!(resumed, vec![9, 10], "each paused socket once");
+        assert_eq!(at, vec![2], "resumed at half the limit");
+    }
+
+    #[test]
+    fn unlimited_queue_never_refuses_and_limits_can_change() {
+        let g = GlobalQueue::new();
+        let q = MessageQueue::new(3);
+        for i in 0..10_000 {
+            assert!(matches!(limited(&q, &g, msg(i)).pushed, Pushed::Queued));
+        }
+        q.set_limits(QueueLimits {
+            messages: 10,
+            bytes: 0,
+        });
+        assert!(matches!(limited(&q, &g, msg(0)).pushed, Pushed::Refused(_)));
+        q.set_limits(QueueLimits::UNLIMITED);
+        assert!(matches!(limited(&q, &g, msg(0)).pushed, Pushed::Queued));
+        assert_eq!(q.pop_counted().unwrap().recovered, Some(1));
     }
 
     #[test]

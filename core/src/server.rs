@@ -11,7 +11,7 @@ use crate::handle::{HandleStorage, HANDLE_REMOTE_SHIFT};
 use crate::log::ServiceLog;
 use crate::module::{Instance, Modules};
 use crate::monitor::MonitorSlot;
-use crate::mq::{GlobalQueue, Message, MessageQueue};
+use crate::mq::{Admission, GlobalQueue, Message, MessageQueue, Pushed, QueueLimits};
 use crate::socket_server::{NodeSink, SocketConfig, SocketServer};
 use crate::timer::Timer;
 use crate::{harbor, ptype};
@@ -98,12 +98,18 @@ pub struct Context {
 }
 
 impl Context {
-    fn new(handle: u32, name: &str, instance: Box<dyn Instance>, profile: bool) -> Context {
+    fn new(
+        handle: u32,
+        name: &str,
+        instance: Box<dyn Instance>,
+        profile: bool,
+        limits: QueueLimits,
+    ) -> Context {
         Context {
             handle,
             module_name: name.into(),
             instance: Some(instance),
-            queue: MessageQueue::new(handle),
+            queue: MessageQueue::with_limits(handle, limits),
             callback: Mutex::new(CallbackSlot {
                 cb: None,
                 version: 0,
@@ -339,6 +345,28 @@ pub struct NodeConfig {
     pub harbor: u8,
     pub profile: bool,
     pub modules: Modules,
+    /// Every new service queue's limits (`queue_limit`, `queue_bytes_limit`).
+    pub queue_limits: QueueLimits,
+}
+
+/// Counts of what full queues did, since the node started (see [`Node::queue_counters`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueCounters {
+    /// Requests (session != 0) refused and answered with PTYPE_ERROR.
+    pub requests_refused: u64,
+    /// One-way messages (session 0) dropped, UDP datagrams included.
+    pub oneway_dropped: u64,
+    /// Times a TCP connection stopped being read because its owner's queue was full.
+    pub sockets_paused: u64,
+}
+
+/// How a message of type `ty` (low 8 bits) is admitted to a queue: replies and error replies
+/// are never refused.
+fn admission_of(ty: u8) -> Admission {
+    match i32::from(ty) {
+        ptype::RESPONSE | ptype::ERROR => Admission::Always,
+        _ => Admission::Limited,
+    }
 }
 
 /// The node: every process-wide piece of the runtime.
@@ -358,6 +386,11 @@ pub struct Node {
     pub(crate) harbor: harbor::Harbor,
     /// The socket server, created by [`crate::start::start`] before the first service.
     socket: OnceLock<SocketServer>,
+    /// Limits every new service queue starts with.
+    pub queue_limits: QueueLimits,
+    requests_refused: AtomicU64,
+    oneway_dropped: AtomicU64,
+    sockets_paused: AtomicU64,
 }
 
 static NODE: OnceLock<Node> = OnceLock::new();
@@ -386,7 +419,67 @@ impl Node {
             monitor_exit: AtomicU32::new(0),
             harbor: harbor::Harbor::new(config.harbor),
             socket: OnceLock::new(),
+            queue_limits: config.queue_limits,
+            requests_refused: AtomicU64::new(0),
+            oneway_dropped: AtomicU64::new(0),
+            sockets_paused: AtomicU64::new(0),
         })
+    }
+
+    /// What full queues refused, dropped and paused so far.
+    pub fn queue_counters(&self) -> QueueCounters {
+        QueueCounters {
+            requests_refused: self.requests_refused.load(Ordering::Relaxed),
+            oneway_dropped: self.oneway_dropped.load(Ordering::Relaxed),
+            sockets_paused: self.sockets_paused.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Puts `msg` on `c`'s queue as `admission` allows. A refused request (session != 0) is
+    /// answered at once with PTYPE_ERROR from `c` to the sender, same session; a refused
+    /// one-way message is dropped. Both are counted; the first refusal of a crossing is logged.
+    /// True if the socket given with [`Admission::Socket`] must stop being read.
+    fn admit(&self, c: &Context, msg: Message, admission: Admission) -> bool {
+        let out = c.queue.admit(msg, &self.global, admission);
+        if let Some((len, bytes)) = out.crossed {
+            let what = match out.pushed {
+                Pushed::QueuedPause => "pausing the socket",
+                _ => "refusing",
+            };
+            self.log(
+                0,
+                format!(
+                    "error: queue of :{:08x} is full ({len} messages, {bytes} bytes): {what}",
+                    c.handle
+                ),
+            );
+        }
+        match out.pushed {
+            Pushed::Refused(m) => {
+                if m.session != 0 {
+                    self.requests_refused.fetch_add(1, Ordering::Relaxed);
+                    let Message {
+                        source, session, ..
+                    } = m;
+                    self.send(
+                        None,
+                        c.handle,
+                        source,
+                        ptype::ERROR,
+                        session,
+                        Payload::empty(),
+                    );
+                } else {
+                    self.oneway_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                false
+            }
+            Pushed::QueuedPause => {
+                self.sockets_paused.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Pushed::Queued => false,
+        }
     }
 
     /// The socket server (`None` before the node starts).
@@ -429,7 +522,7 @@ impl Node {
         let profile = self.profile;
         let (handle, ctx) = self
             .handles
-            .register(|h| Arc::new(Context::new(h, name, instance, profile)));
+            .register(|h| Arc::new(Context::new(h, name, instance, profile, self.queue_limits)));
         self.total.fetch_add(1, Ordering::AcqRel);
         let ok = match &ctx.instance {
             Some(i) => i.init(&ctx, parm),
@@ -508,8 +601,8 @@ impl Node {
         }
         match self.handles.grab(dest) {
             Some(c) => {
-                c.queue
-                    .push(Message::new(source, session, ty, data), &self.global);
+                let msg = Message::new(source, session, ty, data);
+                self.admit(&c, msg, admission_of(ty));
                 session
             }
             None => -1,
@@ -558,12 +651,36 @@ impl Node {
         )
     }
 
-    /// Pushes a message straight into a local queue (timer, socket, harbor); false if the
-    /// service is gone (the message is dropped).
+    /// Pushes a message straight into a local queue (timer, logger, SIGHUP); false if the
+    /// service is gone (the message is dropped). A full queue refuses it as [`Node::send`]
+    /// does, unless it is a reply or an error reply (timer wake-ups are replies).
     pub fn push(&self, handle: u32, msg: Message) -> bool {
         self.handles
-            .with(handle, |c| c.queue.push(msg, &self.global))
+            .with(handle, |c| {
+                let admission = admission_of(msg.ty);
+                self.admit(c, msg, admission);
+            })
             .is_some()
+    }
+
+    /// Pushes a PTYPE_SOCKET message from the socket thread; `None` if the service is gone.
+    /// `data_of` is the TCP connection whose data this is: it is always queued, and `Some(true)`
+    /// tells the socket thread to stop reading it until the queue has drained to half its
+    /// limits (the popping worker then asks the socket thread to resume it). A UDP datagram (`udp`) to a full queue is dropped (a
+    /// connectionless sender cannot be slowed down); other socket events are always queued.
+    pub fn push_socket(
+        &self,
+        handle: u32,
+        msg: Message,
+        data_of: Option<i32>,
+        udp: bool,
+    ) -> Option<bool> {
+        let admission = match (data_of, udp) {
+            (Some(id), _) => Admission::Socket(id),
+            (None, true) => Admission::Limited,
+            (None, false) => Admission::Always,
+        };
+        self.handles.with(handle, |c| self.admit(c, msg, admission))
     }
 
     /// `skynet_queryname`: `:hex` or `.name`; global names are not resolvable in C.
@@ -685,6 +802,15 @@ impl Node {
             if let Some(len) = popped.overload {
                 ctx.error(format!("error: May overload, message queue length = {len}"));
             }
+            if let Some(refused) = popped.recovered {
+                self.log(
+                    0,
+                    format!(
+                        "queue of :{handle:08x} is under its limits again ({refused} refused meanwhile)"
+                    ),
+                );
+            }
+
             let msg = popped.message;
             slot.trigger(msg.source, handle);
             ctx.dispatch_message(msg, &mut held, clock);

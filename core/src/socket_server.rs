@@ -291,7 +291,14 @@ impl Sink for NodeSink {
             return false;
         };
         let (msg, data) = ev.into_payloads();
-        let delivered = node.push(owner, Message::new(0, 0, ptype::SOCKET as u8, msg));
+        let delivered = node
+            .push_socket(
+                owner,
+                Message::new(0, 0, ptype::SOCKET as u8, msg),
+                None,
+                false,
+            )
+            .is_some();
         if delivered {
             // The receiving service owns the buffer now (its callback frees it).
             if let Some(d) = data {

@@ -6,6 +6,7 @@ mod config;
 
 use skynet_core::env::env;
 use skynet_core::module::{CpathFirst, Modules};
+use skynet_core::mq::{QueueLimits, DEFAULT_QUEUE_BYTES_LIMIT, DEFAULT_QUEUE_LIMIT};
 use skynet_core::server::{Node, NodeConfig};
 use skynet_core::socket_server::{SocketConfig, MAX_SOCKET};
 use skynet_core::start::{start, StartConfig};
@@ -16,6 +17,7 @@ struct CoreConfig {
     start: StartConfig,
     harbor: u8,
     profile: bool,
+    queue_limits: QueueLimits,
     cpath: String,
     cpath_first: CpathFirst,
     daemon: Option<String>,
@@ -108,6 +110,14 @@ fn read_core_keys(file: &str) -> Result<CoreConfig, String> {
         )? as usize,
         send_limit: k.int("socket_send_limit", defaults.send_limit as i64, 0..=1 << 40)? as usize,
     };
+    let queue_limits = QueueLimits {
+        messages: k.int("queue_limit", DEFAULT_QUEUE_LIMIT as i64, 0..=1 << 40)? as usize,
+        bytes: k.int(
+            "queue_bytes_limit",
+            DEFAULT_QUEUE_BYTES_LIMIT as i64,
+            0..=1 << 50,
+        )? as usize,
+    };
     let cpath_first = CpathFirst::parse(&env().get_str("cpath_first").unwrap_or_default());
     Ok(CoreConfig {
         start: StartConfig {
@@ -119,6 +129,7 @@ fn read_core_keys(file: &str) -> Result<CoreConfig, String> {
         },
         harbor,
         profile,
+        queue_limits,
         cpath,
         cpath_first,
         daemon,
@@ -145,6 +156,7 @@ fn run() -> Result<(), String> {
         harbor: cfg.harbor,
         profile: cfg.profile,
         modules,
+        queue_limits: cfg.queue_limits,
     });
     let result = start(node, &cfg.start);
     if let Some(pidfile) = &cfg.daemon {
