@@ -116,9 +116,14 @@ fn read_all<R: Read + Send + 'static>(mut r: R) -> thread::JoinHandle<Vec<u8>> {
 
 /// Starts `snlua <service args>` with our Lua test services (`compat-tests/lua/`, our loader).
 pub fn spawn_lua(service: &str) -> Running {
+    spawn_lua_with(service, "")
+}
+
+/// As [`spawn_lua`], with more config lines (`config_extra`, after the loader's).
+pub fn spawn_lua_with(service: &str, config_extra: &str) -> Running {
     let dir = repo_root().join("compat-tests").join("lua");
     let extra = format!(
-        "lualoader = {:?}\nluaservice = {:?}",
+        "lualoader = {:?}\nluaservice = {:?}\n{config_extra}",
         dir.join("loader.lua").display().to_string(),
         format!("{}/?.lua", dir.display())
     );

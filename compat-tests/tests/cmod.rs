@@ -631,3 +631,50 @@ fn bootstrap_name_leaving_the_search_paths_is_refused() {
         out.assert_no_line_containing("CHILD");
     }
 }
+
+/// Ten million messages to a service blocked in its callback, whose queue limit is 1000
+/// (QUEUELIMIT from C): every request is answered (PTYPE_ERROR at once when refused, a reply
+/// from the sleeper for the few it had queued), the one-way messages beyond the limit are
+/// dropped, the process's peak RSS stays small, and the crossing is logged once each way.
+#[test]
+fn queue_limit_flood_of_ten_million() {
+    if !require_modules(&["t_qflood"]) {
+        return;
+    }
+    let out = Node::run("queue_limit = 500000", "t_qflood", Duration::from_secs(90));
+    out.assert_clean_exit();
+    out.assert_checks(&[
+        "launch_sleeper",
+        "queuelimit_set",
+        "queuelimit_query",
+        "queuelimit_bad",
+        "queuelimit_keeps_bytes",
+        "queuelimit_bytes_unlimited",
+        "every_call_answered",
+        "calls_refused",
+        "sleeper_answered_its_queued_calls",
+        "sleeper_got_at_most_limit",
+        "rss_bounded",
+    ]);
+    out.assert_line_containing("QFLOOD sent=10000000 calls=5000000 ");
+    out.assert_count("error: queue of :00000003 is full (1000 messages, ", 1);
+    out.assert_count("queue of :00000003 is under its limits again (", 1);
+    out.assert_line_containing("error: QUEUELIMIT wants");
+}
+
+/// `queue_limit` / `queue_bytes_limit`: a bad value stops the node with a message naming the
+/// key and the config file.
+#[test]
+fn queue_limit_bad_value_names_key_and_file() {
+    for (extra, key) in [
+        ("queue_limit = -1", "queue_limit"),
+        ("queue_bytes_limit = \"lots\"", "queue_bytes_limit"),
+    ] {
+        let out = run(extra, "t_qflood");
+        assert_ne!(out.status, Some(0), "{out}");
+        assert!(
+            out.stderr.contains(&format!("config key '{key}'")) && out.stderr.contains("config"),
+            "{out}"
+        );
+    }
+}

@@ -846,3 +846,25 @@ fn lua_launch_refuses_names_leaving_the_search_paths() {
     out.assert_line_containing("CHILD name=./t_child n=1 args=[slash]");
     out.assert_count("error: launch snlua FAILED", 6);
 }
+
+/// Queue limits from Lua: the config keys set every queue's limits, `QUEUELIMIT` through
+/// `skynet.core.command` lowers one service's; a request to its full queue is answered at once
+/// with PTYPE_ERROR, a one-way message is dropped; the crossing is logged once each way.
+#[test]
+fn lua_queue_limit_refuses_calls() {
+    let run =
+        compat_tests::spawn_lua_with("t_qlimit", "queue_limit = 77\nqueue_bytes_limit = 12345");
+    let out = run.finish(TIMEOUT);
+    out.assert_clean_exit();
+    out.assert_no_line_containing("UNEXPECTED");
+    out.assert_checks(&[
+        "config_limits",
+        "busy_handle",
+        "busy_queuelimit",
+        "busy_spinning",
+        "call_to_full_queue_gets_error",
+        "busy_saw_three",
+    ]);
+    out.assert_count("error: queue of :00000003 is full (3 messages, ", 1);
+    out.assert_count("queue of :00000003 is under its limits again (", 1);
+}
