@@ -3,7 +3,13 @@
 //! bounded.
 
 use super::*;
+use crate::buffer::Payload;
+use std::io::{self, Read, Write};
 use std::net::Shutdown as NetShutdown;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::thread;
 use std::time::{Duration, Instant};
