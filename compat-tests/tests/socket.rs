@@ -271,3 +271,101 @@ fn socket_config_errors() {
         );
     }
 }
+
+/// The flood stream of `t_qsock`: byte k is k % 251, from byte `from` on, `n` bytes.
+fn flood_bytes(from: u64, n: usize) -> Vec<u8> {
+    (0..n as u64).map(|k| ((from + k) % 251) as u8).collect()
+}
+
+/// Writes role byte 'F' and `total` flood bytes, then waits for the service's "D".
+fn flood(port: u16, total: u64) {
+    let mut c = connect(port);
+    // The service blocks for a while and holds the connection: writes may wait long.
+    c.set_write_timeout(Some(Duration::from_secs(60))).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    c.write_all(b"F").unwrap();
+    const CHUNK: usize = 1 << 20;
+    let mut sent = 0u64;
+    while sent < total {
+        let n = CHUNK.min((total - sent) as usize);
+        c.write_all(&flood_bytes(sent, n)).unwrap();
+        sent += n as u64;
+    }
+    let mut done = [0u8; 1];
+    c.read_exact(&mut done).unwrap();
+    assert_eq!(&done, b"D");
+}
+
+fn quit(port: u16) {
+    connect(port).write_all(b"Q").unwrap();
+}
+
+/// Backpressure: a client floods 256 MiB at a service that blocks its worker (a second at
+/// first, then a little per message) and whose queue limit is 64 messages / 1 MiB. The socket
+/// server stops reading the connection while the queue is full and resumes it once drained:
+/// the service gets every byte in order, and the process's peak RSS stays under 100 MiB
+/// (without backpressure the whole flood would sit in the queue).
+#[test]
+fn full_queue_holds_a_flooding_connection() {
+    if !require_modules(&["t_qsock"]) {
+        return;
+    }
+    const TOTAL: u64 = 256 << 20;
+    let run = Node::spawn("", &format!("t_qsock {TOTAL} {}", 100 * 1024));
+    let port = listen_port(&run);
+    flood(port, TOTAL);
+    quit(port);
+    let out = run.finish(Duration::from_secs(90));
+    out.assert_clean_exit();
+    out.assert_checks(&[
+        "queuelimit",
+        "flood_complete",
+        "flood_in_order",
+        "rss_bounded",
+    ]);
+    out.assert_line_containing("error: queue of :00000002 is full (");
+    out.assert_line_containing("): pausing the socket");
+    out.assert_line_containing("queue of :00000002 is under its limits again (0 refused");
+}
+
+/// 5,000 idle connections and a flooding one on a slow service with a small queue limit: a
+/// well-behaved client's requests are still answered, each one (its connection is held and
+/// resumed like the others, never starved); the flood arrives complete and in order.
+#[test]
+fn full_queue_does_not_starve_a_well_behaved_connection() {
+    if !require_modules(&["t_qsock"]) {
+        return;
+    }
+    const IDLE: usize = 5000;
+    const TOTAL: u64 = 64 << 20;
+    const PINGS: usize = 200;
+    compat_tests::raise_nofile(3 * IDLE as u64);
+    let run = Node::spawn("", &format!("t_qsock {TOTAL} {}", 200 * 1024));
+    let port = listen_port(&run);
+    let idle: Vec<TcpStream> = (0..IDLE).map(|_| connect(port)).collect();
+    let flooder = std::thread::spawn(move || flood(port, TOTAL));
+    let mut ping = connect(port);
+    ping.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    ping.write_all(b"P").unwrap();
+    for i in 0..PINGS {
+        let msg = format!("ping {i:05}\n");
+        ping.write_all(msg.as_bytes()).unwrap();
+        let mut echo = vec![0u8; msg.len()];
+        ping.read_exact(&mut echo)
+            .unwrap_or_else(|e| panic!("ping {i}: no echo ({e})"));
+        assert_eq!(echo, msg.as_bytes(), "ping {i}");
+    }
+    flooder.join().expect("flood client");
+    quit(port);
+    let out = run.finish(Duration::from_secs(90));
+    drop(idle);
+    out.assert_clean_exit();
+    out.assert_checks(&[
+        "queuelimit",
+        "flood_complete",
+        "flood_in_order",
+        "rss_bounded",
+    ]);
+    out.assert_line_containing(&format!("QSOCK flood={TOTAL} bad=0 accepted={}", IDLE + 3));
+}

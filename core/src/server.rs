@@ -360,6 +360,16 @@ pub struct QueueCounters {
     pub sockets_paused: u64,
 }
 
+/// What [`Node::push_socket`] did with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admitted {
+    Queued,
+    /// Queued, but the queue is full: the connection must stop being read until resumed.
+    Hold,
+    /// Not queued (dropped, or refused with an error reply).
+    Refused,
+}
+
 /// How a message of type `ty` (low 8 bits) is admitted to a queue: replies and error replies
 /// are never refused.
 fn admission_of(ty: u8) -> Admission {
@@ -438,8 +448,7 @@ impl Node {
     /// Puts `msg` on `c`'s queue as `admission` allows. A refused request (session != 0) is
     /// answered at once with PTYPE_ERROR from `c` to the sender, same session; a refused
     /// one-way message is dropped. Both are counted; the first refusal of a crossing is logged.
-    /// True if the socket given with [`Admission::Socket`] must stop being read.
-    fn admit(&self, c: &Context, msg: Message, admission: Admission) -> bool {
+    fn admit(&self, c: &Context, msg: Message, admission: Admission) -> Admitted {
         let out = c.queue.admit(msg, &self.global, admission);
         if let Some((len, bytes)) = out.crossed {
             let what = match out.pushed {
@@ -472,13 +481,13 @@ impl Node {
                 } else {
                     self.oneway_dropped.fetch_add(1, Ordering::Relaxed);
                 }
-                false
+                Admitted::Refused
             }
             Pushed::QueuedPause => {
                 self.sockets_paused.fetch_add(1, Ordering::Relaxed);
-                true
+                Admitted::Hold
             }
-            Pushed::Queued => false,
+            Pushed::Queued => Admitted::Queued,
         }
     }
 
@@ -664,8 +673,8 @@ impl Node {
     }
 
     /// Pushes a PTYPE_SOCKET message from the socket thread; `None` if the service is gone.
-    /// `data_of` is the TCP connection whose data this is: it is always queued, and `Some(true)`
-    /// tells the socket thread to stop reading it until the queue has drained to half its
+    /// `data_of` is the TCP connection whose data this is: it is always queued, and
+    /// [`Admitted::Hold`] tells the socket thread to stop reading it until the queue has drained to half its
     /// limits (the popping worker then asks the socket thread to resume it). A UDP datagram (`udp`) to a full queue is dropped (a
     /// connectionless sender cannot be slowed down); other socket events are always queued.
     pub fn push_socket(
@@ -674,7 +683,7 @@ impl Node {
         msg: Message,
         data_of: Option<i32>,
         udp: bool,
-    ) -> Option<bool> {
+    ) -> Option<Admitted> {
         let admission = match (data_of, udp) {
             (Some(id), _) => Admission::Socket(id),
             (None, true) => Admission::Limited,
@@ -809,6 +818,13 @@ impl Node {
                         "queue of :{handle:08x} is under its limits again ({refused} refused meanwhile)"
                     ),
                 );
+            }
+            if !popped.resume.is_empty() {
+                if let Some(server) = self.socket() {
+                    for &id in &popped.resume {
+                        server.resume_read(id);
+                    }
+                }
             }
 
             let msg = popped.message;

@@ -37,7 +37,7 @@ pub use address::{decode_udp_address, encode_udp_address, strerror, udp_address_
 pub use request::{SendData, SocketInfo};
 pub use send_list::{Flush, Priority, SendLists, WriteResult};
 pub use server::SocketServer;
-pub use sink::{NodeSink, Sink, SocketEvent};
+pub use sink::{Delivery, NodeSink, Sink, SocketEvent};
 pub use slot::{slot_of, Slots, State};
 
 /// Slots of the socket table: ids map to `id % MAX_SOCKET`.

@@ -25,6 +25,7 @@ impl Env<'_> {
             self.emit(owner, SocketEvent::error(id, "socket closed"));
             return;
         }
+        s.held = false;
         if self.interest(s, true, s.writing).is_err() {
             self.emit(owner, SocketEvent::error(id, "enable read failed"));
             return;
@@ -49,7 +50,29 @@ impl Env<'_> {
     }
 
     pub(super) fn pause(&mut self, s: &mut Socket) {
+        s.held = false;
         if self.interest(s, false, s.writing).is_err() {
+            self.emit(s.owner, SocketEvent::error(s.id, "enable read failed"));
+        }
+    }
+
+    /// Stops reading a connection whose owner's queue is full (backpressure).
+    pub(super) fn hold(&mut self, s: &mut Socket) {
+        if !s.reading || s.held {
+            return;
+        }
+        s.held = true;
+        if self.interest(s, false, s.writing).is_err() {
+            self.emit(s.owner, SocketEvent::error(s.id, "enable read failed"));
+        }
+    }
+
+    /// Reads a held connection again (its owner's queue drained).
+    pub(super) fn resume(&mut self, s: &mut Socket) {
+        if !std::mem::replace(&mut s.held, false) || s.closing || s.state == State::HalfcloseRead {
+            return;
+        }
+        if self.interest(s, true, s.writing).is_err() {
             self.emit(s.owner, SocketEvent::error(s.id, "enable read failed"));
         }
     }

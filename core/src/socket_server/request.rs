@@ -66,6 +66,10 @@ pub(super) enum Request {
     Pause {
         id: i32,
     },
+    /// The owner's queue drained: read a held connection again.
+    Resume {
+        id: i32,
+    },
     Bind {
         id: i32,
         owner: u32,

@@ -143,6 +143,12 @@ impl SocketServer {
         self.submit(Request::Pause { id });
     }
 
+    /// Reads again a connection held because its owner's queue was full (no effect on one
+    /// that is not held: paused by its owner, closed, or started again meanwhile).
+    pub fn resume_read(&self, id: i32) {
+        self.submit(Request::Resume { id });
+    }
+
     /// Graceful close: pending data is flushed first (SURFACE 7.7).
     pub fn close(&self, id: i32) {
         self.submit(Request::Close {

@@ -3,6 +3,7 @@
 use super::{event, MAX_INLINE_TEXT, SOCKET_MESSAGE_SIZE};
 use crate::buffer::Payload;
 use crate::mq::Message;
+use crate::server::Admitted;
 use crate::{ptype, server};
 
 /// One event for a service: becomes a PTYPE_SOCKET message whose payload is
@@ -75,10 +76,23 @@ impl SocketEvent {
     }
 }
 
+/// What became of a delivered event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// The owner is gone: the event is dropped.
+    Gone,
+    Queued,
+    /// The owner's queue is full and the event (a UDP datagram) was dropped.
+    Dropped,
+    /// Queued (DATA of a connection), but the owner's queue is full: stop reading the
+    /// connection until [`super::SocketServer::resume_read`].
+    Hold,
+}
+
 /// Where the socket thread sends events, logs and reads the time.
 pub trait Sink: Send + Sync {
-    /// Delivers `ev` to service `owner`; false if it is gone (the event is then dropped).
-    fn deliver(&self, owner: u32, ev: SocketEvent) -> bool;
+    /// Delivers `ev` to service `owner`.
+    fn deliver(&self, owner: u32, ev: SocketEvent) -> Delivery;
     /// A log line (upstream `skynet_error(NULL, ...)`).
     fn log(&self, text: &str);
     /// The time for `rtime`/`wtime` (centiseconds).
@@ -88,24 +102,30 @@ pub trait Sink: Send + Sync {
 }
 
 /// The node's sink: PTYPE_SOCKET messages from source 0, session 0; logs to the logger.
+/// A connection's DATA is always queued (the connection is held when the queue is full); a
+/// UDP datagram to a full queue is dropped; other events are always queued.
 pub struct NodeSink;
 
 impl Sink for NodeSink {
-    fn deliver(&self, owner: u32, ev: SocketEvent) -> bool {
+    fn deliver(&self, owner: u32, ev: SocketEvent) -> Delivery {
         let Some(node) = server::try_node() else {
-            return false;
+            return Delivery::Gone;
         };
+        let data_of = (ev.ty == event::DATA).then_some(ev.id);
+        let udp = ev.ty == event::UDP;
         let (msg, data) = ev.into_payloads();
-        let delivered = node
-            .push_socket(owner, Message::new(0, 0, ptype::SOCKET as u8, msg), None, false)
-            .is_some();
-        if delivered {
-            // The receiving service owns the buffer now (its callback frees it).
-            if let Some(d) = data {
-                let _ = d.into_raw();
-            }
+        let msg = Message::new(0, 0, ptype::SOCKET as u8, msg);
+        let delivery = match node.push_socket(owner, msg, data_of, udp) {
+            None => return Delivery::Gone,
+            Some(Admitted::Refused) => return Delivery::Dropped,
+            Some(Admitted::Queued) => Delivery::Queued,
+            Some(Admitted::Hold) => Delivery::Hold,
+        };
+        // The receiving service owns the buffer now (its callback frees it).
+        if let Some(d) = data {
+            let _ = d.into_raw();
         }
-        delivered
+        delivery
     }
 
     fn log(&self, text: &str) {

@@ -72,6 +72,8 @@ pub(super) struct Socket {
     pub(super) state: State,
     pub(super) protocol: u8,
     pub(super) reading: bool,
+    /// Not read because its owner's queue is full, until resumed (or started or paused).
+    pub(super) held: bool,
     pub(super) writing: bool,
     pub(super) closing: bool,
     pub(super) lists: SendLists,
@@ -92,6 +94,7 @@ impl Socket {
             state,
             protocol,
             reading: false,
+            held: false,
             writing: false,
             closing: false,
             lists: SendLists::default(),

@@ -222,9 +222,9 @@ struct Recorder {
 }
 
 impl Sink for Recorder {
-    fn deliver(&self, owner: u32, ev: SocketEvent) -> bool {
+    fn deliver(&self, owner: u32, ev: SocketEvent) -> Delivery {
         if owner == 999 {
-            return false; // a service that is gone
+            return Delivery::Gone; // a service that is gone
         }
         let text = String::from_utf8_lossy(ev.inline_text()).into_owned();
         let data = ev
@@ -240,7 +240,7 @@ impl Sink for Recorder {
             text,
             data,
         });
-        true
+        Delivery::Queued
     }
     fn log(&self, text: &str) {
         self.logs.lock().unwrap().push(text.to_owned());

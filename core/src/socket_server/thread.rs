@@ -3,7 +3,7 @@
 use super::address::strerror;
 use super::request::{Request, SocketInfo};
 use super::server::SocketServer;
-use super::sink::SocketEvent;
+use super::sink::{Delivery, SocketEvent};
 use super::slot::{slot_of, State};
 use super::socket::{After, Io, Socket};
 use super::{MAX_EVENT, MAX_UDP_PACKAGE, WAKE_TOKEN};
@@ -163,10 +163,20 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// Delivers the step's events.
+    /// Delivers the step's events, then holds the connections whose owner's queue is full
+    /// (their data was delivered: socket data is never dropped).
     fn deliver(&mut self) {
+        let mut hold = Vec::new();
         for (owner, ev) in self.env.out.drain(..) {
-            self.env.server.sink.deliver(owner, ev);
+            let id = ev.id;
+            if self.env.server.sink.deliver(owner, ev) == Delivery::Hold {
+                hold.push(id);
+            }
+        }
+        for id in hold {
+            if let Some(s) = self.sockets.get_mut(&id) {
+                self.env.hold(s);
+            }
         }
     }
 
@@ -212,6 +222,10 @@ impl<'a> Worker<'a> {
             }
             Request::Pause { id } => self.with_socket(id, |env, s| {
                 env.pause(s);
+                After::Keep
+            }),
+            Request::Resume { id } => self.with_socket(id, |env, s| {
+                env.resume(s);
                 After::Keep
             }),
             Request::Bind { id, owner, fd } => {
