@@ -221,11 +221,15 @@ struct Recorder {
     logs: Arc<StdMutex<Vec<String>>>,
 }
 
+/// An owner whose queue is always full: its DATA is delivered and the connection held.
+const FULL_OWNER: u32 = 77;
+
 impl Sink for Recorder {
     fn deliver(&self, owner: u32, ev: SocketEvent) -> Delivery {
         if owner == 999 {
             return Delivery::Gone; // a service that is gone
         }
+        let held = owner == FULL_OWNER && ev.ty == event::DATA;
         let text = String::from_utf8_lossy(ev.inline_text()).into_owned();
         let data = ev
             .data
@@ -240,7 +244,11 @@ impl Sink for Recorder {
             text,
             data,
         });
-        Delivery::Queued
+        if held {
+            Delivery::Hold
+        } else {
+            Delivery::Queued
+        }
     }
     fn log(&self, text: &str) {
         self.logs.lock().unwrap().push(text.to_owned());
@@ -486,6 +494,38 @@ fn pause_stops_data_until_start() {
         got.extend(ev.data);
     }
     assert_eq!(got, b"while paused");
+}
+
+#[test]
+fn held_connection_is_read_again_when_resumed_or_started() {
+    let h = Harness::new(SocketConfig::default());
+    let (lid, port) = h.listen(FULL_OWNER, "127.0.0.1");
+    let (mut c, id) = h.accept(lid, FULL_OWNER, port);
+    c.write_all(b"first").unwrap();
+    assert_eq!(h.read_data(id, 5), b"first"); // delivered, then held
+    c.write_all(b"second").unwrap();
+    assert!(h.quiet(Duration::from_millis(200)).is_none(), "held");
+    h.srv.resume_read(id);
+    assert_eq!(h.read_data(id, 6), b"second"); // delivered, held again
+                                               // The owner's own pause wins over a later resume; its start reads again.
+    h.srv.pause(id);
+    h.srv.resume_read(id);
+    let _ = h.srv.info();
+    c.write_all(b"third").unwrap();
+    assert!(h.quiet(Duration::from_millis(200)).is_none(), "paused");
+    h.srv.start(FULL_OWNER, id);
+    assert_eq!(h.expect(event::CONNECT, id).text, "transfer");
+    assert_eq!(h.read_data(id, 5), b"third");
+    // Held again after "third"; a resume of another id changes nothing.
+    h.srv.resume_read(12345);
+    let _ = h.srv.info();
+    c.write_all(b"4").unwrap();
+    assert!(
+        h.quiet(Duration::from_millis(200)).is_none(),
+        "held after third"
+    );
+    h.srv.resume_read(id);
+    assert_eq!(h.read_data(id, 1), b"4");
 }
 
 #[test]
