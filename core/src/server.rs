@@ -425,14 +425,35 @@ impl Node {
                 return None;
             }
         };
-        let instance = module.create()?;
+        // A module that panics in create or init fails its launch; the panic must not unwind
+        // through the launcher (a worker, or the main thread at boot) and leave a registered
+        // context behind that never runs.
+        let instance = match catch_unwind(AssertUnwindSafe(|| module.create())) {
+            Ok(i) => i?,
+            Err(e) => {
+                self.log_or_stderr(
+                    0,
+                    &format!("error: launch {name}: create panicked: {}", panic_text(&*e)),
+                );
+                return None;
+            }
+        };
         let profile = self.profile;
         let (handle, ctx) = self
             .handles
             .register(|h| Arc::new(Context::new(h, name, instance, profile)));
         self.total.fetch_add(1, Ordering::AcqRel);
         let ok = match &ctx.instance {
-            Some(i) => i.init(&ctx, parm),
+            Some(i) => match catch_unwind(AssertUnwindSafe(|| i.init(&ctx, parm))) {
+                Ok(ok) => ok,
+                Err(e) => {
+                    self.log(
+                        handle,
+                        format!("error: {name} init panicked: {}", panic_text(&*e)),
+                    );
+                    false
+                }
+            },
             None => false,
         };
         if ok {
