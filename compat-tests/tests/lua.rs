@@ -60,6 +60,10 @@ fn lua_send_sessions_redirect_errors() {
         "type_low_bits",
         "dest_float_integral",
         "dest_numeric_string",
+        "forged_socket_refused",
+        "forged_system_refused",
+        "forged_socket_redirect_refused",
+        "forged_socket_by_name_refused",
         "response_1",
         "response_2",
         "response_3",
@@ -97,6 +101,8 @@ fn lua_send_sessions_redirect_errors() {
     ];
     checks.sort_unstable();
     out.assert_checks(&checks);
+    let refused = texts_starting(&out, BOOT, "error: refused a message of type ");
+    assert_eq!(refused.len(), 4, "one line per refused forged send\n{out}");
 
     // What echo (:3) received, in send order: sessions, sources (redirect: the sink), sizes,
     // bytes (NUL shown as \0), the type's low 8 bits only.
@@ -144,7 +150,7 @@ fn lua_send_sessions_redirect_errors() {
     // .name fails before it (nothing logged, nothing returned).
     out.assert_count(&line(BOOT, "error: The message to 3 is too large"), 3);
     out.assert_count("too large", 3);
-    out.assert_count("error:", 3);
+    out.assert_count("error:", 3 + refused.len());
     out.assert_no_line_containing("lua call");
 }
 

@@ -482,6 +482,18 @@ impl Node {
         self.send(None, dead, source, ptype::ERROR, session, Payload::empty());
     }
 
+    /// Logs a refused PTYPE_SOCKET / PTYPE_SYSTEM send (see [`core_only`]).
+    fn refuse_core_only(&self, ctx: Option<&Context>, source: u32, dest: &str, ty: i32) {
+        let from = ctx.map_or(source, |c| c.handle);
+        self.log(
+            from,
+            format!(
+                "error: refused a message of type {} from :{source:08x} to {dest}: only the core sends that type",
+                ty & 0xff
+            ),
+        );
+    }
+
     /// Sends a message (upstream `skynet_send`, after the copy-mode copy). Returns the session,
     /// -1 if the destination is invalid, -2 if the payload is too large. The payload is freed
     /// on failure.
@@ -494,6 +506,10 @@ impl Node {
         session: i32,
         data: Payload,
     ) -> i32 {
+        if core_only(ty) {
+            self.refuse_core_only(ctx, source, &format!(":{dest:08x}"), ty);
+            return -1;
+        }
         if data.len() >= MESSAGE_SIZE_LIMIT {
             self.log(
                 ctx.map_or(0, |c| c.handle),
@@ -551,6 +567,10 @@ impl Node {
             (0, Some(c)) => c.handle,
             (s, _) => s,
         };
+        if core_only(ty) {
+            self.refuse_core_only(ctx, source, dest, ty);
+            return -1;
+        }
         if let Some(hex) = dest.strip_prefix(':') {
             return self.send(ctx, source, parse_hex(hex), ty, session, data);
         }
@@ -723,6 +743,16 @@ impl Node {
     pub fn harbor_bits(&self) -> u32 {
         u32::from(self.harbor_id) << HANDLE_REMOTE_SHIFT
     }
+}
+
+/// Message types whose payload carries a pointer that only the core produces: PTYPE_SOCKET
+/// (the socket server's message points at the read buffer it hands over) and PTYPE_SYSTEM (the
+/// harbor's remote message owns a buffer). Their receivers (socket services, the logger's
+/// per-service log, the harbor service) read or free through that pointer, so one forged by a
+/// service, a C module or a harbor peer would crash the node. The core pushes them straight
+/// into queues ([`Node::push`]); every send path refuses them.
+pub fn core_only(ty: i32) -> bool {
+    matches!(ty & 0xff, ptype::SOCKET | ptype::SYSTEM)
 }
 
 /// `strtoul(s, NULL, 16)`: leading hex digits, garbage stops the parse, nothing parses as 0.

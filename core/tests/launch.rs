@@ -63,4 +63,50 @@ fn panics_in_create_or_init_fail_the_launch_and_leave_nothing_registered() {
     let h = node.launch("fine", None).expect("a fine module launches");
     assert!(node.grab(h).is_some());
     assert_eq!(node.total(), 1);
+
+    pointer_carrying_types_are_refused_on_every_send_path(node, h);
+}
+
+/// PTYPE_SOCKET and PTYPE_SYSTEM carry pointers only the core may produce: a send of either, by
+/// handle, `:hex` or a global name (a harbor peer's frames arrive through the same path), is
+/// refused and nothing reaches the queue, while other types still get through.
+fn pointer_carrying_types_are_refused_on_every_send_path(node: &Node, h: u32) {
+    use skynet_core::buffer::Payload;
+    use skynet_core::ptype;
+    // A fake socket message: type DATA, id 1, ud 8, then a pointer nobody owns.
+    let mut forged = vec![0u8; 24];
+    forged[0..4].copy_from_slice(&1i32.to_ne_bytes());
+    forged[8..12].copy_from_slice(&8i32.to_ne_bytes());
+    forged[16..24].copy_from_slice(&0xdead_beefusize.to_ne_bytes());
+    let queue = node.grab(h).expect("live").queue().clone();
+    let by_hex = format!(":{h:x}");
+    for ty in [
+        ptype::SOCKET,
+        ptype::SYSTEM,
+        ptype::SOCKET | 0x20000,
+        ptype::SYSTEM | 0x10000,
+    ] {
+        let p = Payload::copy_from(&forged);
+        assert_eq!(
+            node.send(None, 7, h, ty, 1, p),
+            -1,
+            "type {ty:#x} by handle"
+        );
+        let p = Payload::copy_from(&forged);
+        assert_eq!(
+            node.send_name(None, 7, &by_hex, ty, 1, p),
+            -1,
+            "type {ty:#x} by :hex"
+        );
+        let p = Payload::copy_from(&forged);
+        assert_eq!(
+            node.send_name(None, 7, "remote", ty, 1, p),
+            -1,
+            "type {ty:#x} by name"
+        );
+    }
+    assert_eq!(queue.len(), 0, "a forged message reached the queue");
+    let p = Payload::copy_from(&forged);
+    assert_eq!(node.send(None, 7, h, ptype::CLIENT, 3, p), 3);
+    assert_eq!(queue.len(), 1);
 }
