@@ -852,3 +852,22 @@ fn lua_launch_refuses_names_leaving_the_search_paths() {
     out.assert_line_containing("CHILD name=./t_child n=1 args=[slash]");
     out.assert_count("error: launch snlua FAILED", 6);
 }
+
+/// ABORT ends the process even while a service is stuck in a handler: a Lua loop is
+/// interrupted after a second and the node ends normally; a handler blocked in C code is
+/// abandoned after three seconds.
+#[test]
+fn abort_ends_the_node_while_a_handler_is_stuck() {
+    for (request, stderr_says) in [
+        ("loop", "is still in a handler, interrupting it"),
+        ("block", "still in a handler; exiting without them"),
+    ] {
+        let out = run_lua(&format!("t_abort {request}"));
+        out.assert_checks(&["loop_ready"]);
+        out.assert_line(&line(BOOT, "ABORTING"));
+        assert!(
+            out.stderr.contains(stderr_says),
+            "{request}: stderr lacks {stderr_says:?}\n{out}"
+        );
+    }
+}

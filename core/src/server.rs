@@ -20,7 +20,8 @@ use std::cell::Cell;
 use std::ffi::CString;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 /// Send flag: the core takes the caller's buffer instead of copying it.
 pub const PTYPE_TAG_DONTCOPY: i32 = 0x10000;
@@ -358,6 +359,22 @@ pub struct Node {
     pub(crate) harbor: harbor::Harbor,
     /// The socket server, created by [`crate::start::start`] before the first service.
     socket: OnceLock<SocketServer>,
+    /// Set by ABORT (see [`Node::abort`]).
+    abort: Mutex<Option<Abort>>,
+}
+
+/// After ABORT, how long services still in a handler get before they are interrupted (SIGNAL 0:
+/// a Lua service's running code raises an error).
+pub const ABORT_INTERRUPT_AFTER: Duration = Duration::from_secs(1);
+/// After ABORT, how long the node waits for handlers to return before it stops anyway: a
+/// handler blocked in C code cannot be interrupted, and the process must still end.
+pub const ABORT_GIVE_UP_AFTER: Duration = Duration::from_secs(3);
+
+/// An ABORT in progress: when it began and the services alive then.
+struct Abort {
+    began: Instant,
+    services: Vec<Weak<Context>>,
+    interrupted: bool,
 }
 
 static NODE: OnceLock<Node> = OnceLock::new();
@@ -386,6 +403,7 @@ impl Node {
             monitor_exit: AtomicU32::new(0),
             harbor: harbor::Harbor::new(config.harbor),
             socket: OnceLock::new(),
+            abort: Mutex::new(None),
         })
     }
 
@@ -660,6 +678,63 @@ impl Node {
             }
             h => h,
         }
+    }
+
+    /// ABORT: retires every service. A service in the middle of a handler lives on until the
+    /// handler returns; [`Node::abort_overdue`] deals with the ones that do not.
+    pub fn abort(&self) {
+        {
+            let mut abort = self.abort.lock();
+            if abort.is_none() {
+                let services = self
+                    .handles
+                    .handles()
+                    .into_iter()
+                    .filter_map(|h| self.grab(h))
+                    .map(|c| Arc::downgrade(&c))
+                    .collect();
+                *abort = Some(Abort {
+                    began: Instant::now(),
+                    services,
+                    interrupted: false,
+                });
+            }
+        }
+        self.handles.retire_all();
+    }
+
+    /// Whether ABORT was issued.
+    pub fn is_aborting(&self) -> bool {
+        self.abort.lock().is_some()
+    }
+
+    /// Polled by the timer thread while services are alive: after [`ABORT_INTERRUPT_AFTER`]
+    /// interrupts the services still running a handler; true once [`ABORT_GIVE_UP_AFTER`] has
+    /// passed (the node then stops without them). False when no ABORT was issued.
+    pub fn abort_overdue(&self) -> bool {
+        let mut busy = Vec::new();
+        let overdue = {
+            let mut abort = self.abort.lock();
+            let Some(a) = abort.as_mut() else {
+                return false;
+            };
+            let elapsed = a.began.elapsed();
+            if elapsed >= ABORT_INTERRUPT_AFTER && !a.interrupted {
+                a.interrupted = true;
+                busy = a.services.iter().filter_map(Weak::upgrade).collect();
+            }
+            elapsed >= ABORT_GIVE_UP_AFTER
+        };
+        // The logger is retired too: these lines go to stderr.
+        for c in busy {
+            eprintln!(
+                "skynet: ABORT: :{:08x} ({}) is still in a handler, interrupting it",
+                c.handle,
+                c.module_name()
+            );
+            c.signal(0);
+        }
+        overdue
     }
 
     /// Retires a service: tells the exit monitor, then removes the handle (EXIT/KILL).
