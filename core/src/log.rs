@@ -21,7 +21,7 @@ impl ServiceLog {
         let path = format!("{logpath}/{handle:08x}.log");
         let file = OpenOptions::new().append(true).create(true).open(&path);
         let log = file.ok().map(|mut file| {
-            let when = crate::sys::localtime(i64::from(starttime) + (now / 100) as i64);
+            let when = crate::localtime::localtime(i64::from(starttime) + (now / 100) as i64);
             let _ = write!(file, "open time: {} {}", now as u32, when.ctime());
             ServiceLog { file }
         });
