@@ -2,7 +2,7 @@
 //! loader (`compat-tests/lua/loader.lua`) and services (`compat-tests/lua/*.lua`, helper
 //! `t.lua`), and asserts on the CHECK lines the services log and on the core's own lines.
 //! The services use `skynet.core` directly (there is no skynet.lua here). Handles are
-//! deterministic: logger :1, bootstrap :2, then launch order (SURFACE §4).
+//! deterministic: logger :1, bootstrap :2, then launch order.
 
 use compat_tests::{line, Output};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Message payloads: blocks of the process `malloc`.
 //!
 //! C modules free what they receive with libc `free` and hand the core blocks they got from libc
-//! `malloc` (SURFACE 0.3), so every payload that can cross the C boundary lives in libc's heap,
+//! `malloc`, so every payload that can cross the C boundary lives in libc's heap,
 //! never in Rust's global allocator. This is the one place in `core/` that touches raw memory.
 
 use std::ptr;
