@@ -15,7 +15,7 @@ HEADERS := $(wildcard include/*.h)
 LUA_INC ?= /usr/include/lua5.4
 LMODS := $(if $(wildcard $(LUA_INC)/lua.h),$(patsubst compat-tests/luaclib/%.c,$(BUILD)/luaclib/%.so,$(wildcard compat-tests/luaclib/*.c)))
 
-.PHONY: all skynet luaclib test test-lua55 fuzz-smoke bench cmods bmods emods lmods run clean fmt lint headers
+.PHONY: all skynet luaclib test test-lua55 fuzz-smoke bench bench-upstream bench-chart cmods bmods emods lmods run clean fmt lint headers
 
 all: skynet luaclib cmods emods lmods bmods
 
@@ -95,6 +95,32 @@ bench: all bmods
 	@if [ -n "$(SKYNET_UPSTREAM)" ]; then \
 		sh compat-tests/bench/cluster/run.sh ./skynet "$(SKYNET_UPSTREAM)"; \
 	else echo "cluster bench skipped: set SKYNET_UPSTREAM to an upstream tree (Lua services)"; fi
+
+# Our executable (B) against an upstream C build (A) with the same workloads: our own Lua bench
+# services on the tree's unchanged lualib/, and our C bench modules; A B A B A B per benchmark,
+# medians and B/A printed as `BENCH upstream.<metric>.<A|B|ratio>` lines plus a table, and
+# written to target/bench-upstream/<tree name>/results.tsv. UPSTREAM is the directory of a built
+# upstream tree (skynet, lualib/, service/, cservice/, luaclib/); a tree with Lua 5.5 (master) is
+# measured against our Lua 5.5 build. Knobs: see compat-tests/bench/upstream/bench_upstream.py
+# (BENCH_UP_SCALE, BENCH_UP_SOCK_SECS, BENCH_UP_ONLY, ...).
+UPSTREAM ?=
+BENCH_UP_DIR := target/bench-upstream
+UPSTREAM_IS_LUA55 = $(shell grep -qE '^\#define[[:space:]]+LUA_VERSION_MINOR_N[[:space:]]+5' "$(UPSTREAM)/3rd/lua/lua.h" 2>/dev/null && echo 1)
+bench-upstream: skynet bmods
+	@if [ -z "$(UPSTREAM)" ]; then echo "usage: make bench-upstream UPSTREAM=path/to/built/skynet"; exit 2; fi
+	$(CARGO) build --release -p compat-tests --bin echo_load
+	$(if $(UPSTREAM_IS_LUA55),CARGO_TARGET_DIR=$(CURDIR)/target-lua55 $(CARGO) build --release -p skynet-ffi --no-default-features --features lua55)
+	python3 compat-tests/bench/upstream/bench_upstream.py --upstream "$(UPSTREAM)" \
+		--ours $(if $(UPSTREAM_IS_LUA55),$(LUA55_BIN),./skynet) --moddir $(BUILD)/bench \
+		--echo-load $(ECHO_LOAD) --out $(BENCH_UP_DIR)/$(notdir $(abspath $(UPSTREAM)))
+
+# Renders every target/bench-upstream/*/results.tsv (one bar per tree and metric) as
+# docs/bench-upstream.svg.
+BENCH_CHART_INPUTS ?= $(sort $(wildcard $(BENCH_UP_DIR)/*/results.tsv))
+bench-chart:
+	@if [ -z "$(BENCH_CHART_INPUTS)" ]; then echo "no results: run make bench-upstream UPSTREAM=... first"; exit 2; fi
+	@mkdir -p docs
+	python3 compat-tests/bench/upstream/chart.py $(BENCH_CHART_INPUTS) docs/bench-upstream.svg
 
 # Regenerates include/*.h with cbindgen from ffi/src/abi/*.rs (configs in ffi/cbindgen/).
 headers:

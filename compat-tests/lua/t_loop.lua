@@ -3,6 +3,7 @@
 --   "pcallloop"   the loop inside pcall: answers "<ok>|<error>"
 --   "coloop"      the loop inside a coroutine: answers "<ok>|<error>" from coroutine.resume
 --   "wraploop"    the loop inside coroutine.wrap, called under pcall: "<ok>|<error>"
+--   "block"       blocks in C for 8 s (os.execute of sleep): no hook can interrupt it
 --   anything else: "pong:<text>"
 local t = require "t"
 local c = t.c
@@ -25,6 +26,9 @@ c.callback(function(_, msg, sz, session, source)
 	elseif text == "coloop" then
 		local ok, err = coroutine.resume(coroutine.create(loop))
 		reply = tostring(ok) .. "|" .. tostring(err)
+	elseif text == "block" then
+		os.execute("exec sleep 8 </dev/null >/dev/null 2>&1")
+		reply = "unblocked"
 	elseif text == "wraploop" then
 		local ok, err = pcall(coroutine.wrap(loop))
 		reply = tostring(ok) .. "|" .. tostring(err)

@@ -1,6 +1,6 @@
 -- t_misc (bootstrap :2): skynet.core error / trace / now / hpc / harbor; skynet.profile;
 -- coroutine.resume / wrap (snlua's profiling versions) behaving like the standard ones;
--- skynet.memory; skynet.codecache; what snlua prepares before the loader (SURFACE 8.5).
+-- skynet.memory; skynet.codecache; what snlua prepares before the loader.
 -- The lines logged by c.error / c.trace are checked by the Rust test.
 local t = require "t"
 local c = t.c

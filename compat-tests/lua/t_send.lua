@@ -27,6 +27,12 @@ t.start(function()
 	t.eq("type_low_bits", c.send(echo, 0x1fe, 0, "lowbits"), 0)
 	t.eq("dest_float_integral", c.send(3.0, t.TEXT, 0, "float3"), 0)
 	t.eq("dest_numeric_string", c.send("3", t.TEXT, 0, "string3"), 0)
+	-- PTYPE_SOCKET (6) and PTYPE_SYSTEM (4) carry core-made pointers: a service cannot send them
+	local forged = string.pack("=i4i4i4i4I8", 1, 1, 8, 0, 0xdeadbeef)
+	t.eq("forged_socket_refused", c.send(echo, 6, 0, forged), nil)
+	t.eq("forged_system_refused", c.send(echo, 4, 0, forged), nil)
+	t.eq("forged_socket_redirect_refused", c.redirect(echo, echo, 6, 0, forged), nil)
+	t.eq("forged_socket_by_name_refused", c.send(t.hex(echo), 6, 0, forged), nil)
 
 	-- the responses: PTYPE_RESPONSE, same session, from echo, in order
 	for _, r in ipairs { { 1, "one" }, { 2, "two" }, { 3, "three" }, { 42, "explicit" } } do

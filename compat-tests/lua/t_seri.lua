@@ -1,5 +1,5 @@
--- t_seri (bootstrap :2): skynet.core pack / unpack / packstring (the lua-seri format, SURFACE
--- 11.1): round trips through both the malloc'd buffer and the string form, the exact bytes
+-- t_seri (bootstrap :2): skynet.core pack / unpack / packstring (the lua-seri format):
+-- round trips through both the malloc'd buffer and the string form, the exact bytes
 -- of each size class, nil holes, tables (array/hash parts, __pairs, nesting up to the depth
 -- limit), light userdata, argument and stream errors, and a packed message sent to ourselves.
 local t = require "t"
@@ -172,7 +172,7 @@ t.start(function()
 		return a
 	end)())
 	bytes("bytes_table_hash", "\x06\x0ck\x0a\x05\x00", { k = 5 })
-	-- SURFACE 11.1's example, taken from upstream
+	-- a mixed value: integers of several widths, a float, strings, nested tables
 	bytes(
 		"bytes_surface_example",
 		"\x0a\x01\x22\xff\xff\xff\xff\x0a\xff\x12\x00\x01\x22\x00\x00\x01\x00"

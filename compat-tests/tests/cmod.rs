@@ -1,6 +1,6 @@
 //! C-module compatibility tests: each test boots a node whose bootstrap is one of the
 //! scenario modules in `compat-tests/cmod/` and asserts on the lines the modules and the core
-//! log. Handles are deterministic: logger :1, bootstrap :2, then launch order (SURFACE §4).
+//! log. Handles are deterministic: logger :1, bootstrap :2, then launch order.
 
 use compat_tests::{cpath, line, require_modules, Node, Output};
 use std::time::Duration;
@@ -572,7 +572,7 @@ fn eight_pairs_on_eight_workers_lose_nothing() {
     }
 }
 
-/// The overload warning (SURFACE 5.4): a queue growing past 1024, 2048, 4096... pending
+/// The overload warning: a queue growing past 1024, 2048, 4096... pending
 /// messages is reported once per threshold, with the pending length, from the service.
 #[test]
 fn overload_warning_at_doubling_thresholds() {

@@ -2,7 +2,7 @@
 //! loader (`compat-tests/lua/loader.lua`) and services (`compat-tests/lua/*.lua`, helper
 //! `t.lua`), and asserts on the CHECK lines the services log and on the core's own lines.
 //! The services use `skynet.core` directly (there is no skynet.lua here). Handles are
-//! deterministic: logger :1, bootstrap :2, then launch order (SURFACE §4).
+//! deterministic: logger :1, bootstrap :2, then launch order.
 
 use compat_tests::{line, Output};
 use std::time::Duration;
@@ -60,6 +60,10 @@ fn lua_send_sessions_redirect_errors() {
         "type_low_bits",
         "dest_float_integral",
         "dest_numeric_string",
+        "forged_socket_refused",
+        "forged_system_refused",
+        "forged_socket_redirect_refused",
+        "forged_socket_by_name_refused",
         "response_1",
         "response_2",
         "response_3",
@@ -97,6 +101,8 @@ fn lua_send_sessions_redirect_errors() {
     ];
     checks.sort_unstable();
     out.assert_checks(&checks);
+    let refused = texts_starting(&out, BOOT, "error: refused a message of type ");
+    assert_eq!(refused.len(), 4, "one line per refused forged send\n{out}");
 
     // What echo (:3) received, in send order: sessions, sources (redirect: the sink), sizes,
     // bytes (NUL shown as \0), the type's low 8 bits only.
@@ -144,7 +150,7 @@ fn lua_send_sessions_redirect_errors() {
     // .name fails before it (nothing logged, nothing returned).
     out.assert_count(&line(BOOT, "error: The message to 3 is too large"), 3);
     out.assert_count("too large", 3);
-    out.assert_count("error:", 3);
+    out.assert_count("error:", 3 + refused.len());
     out.assert_no_line_containing("lua call");
 }
 
@@ -867,4 +873,23 @@ fn lua_queue_limit_refuses_calls() {
     ]);
     out.assert_count("error: queue of :00000003 is full (3 messages, ", 1);
     out.assert_count("queue of :00000003 is under its limits again (", 1);
+}
+
+/// ABORT ends the process even while a service is stuck in a handler: a Lua loop is
+/// interrupted after a second and the node ends normally; a handler blocked in C code is
+/// abandoned after three seconds.
+#[test]
+fn abort_ends_the_node_while_a_handler_is_stuck() {
+    for (request, stderr_says) in [
+        ("loop", "is still in a handler, interrupting it"),
+        ("block", "still in a handler; exiting without them"),
+    ] {
+        let out = run_lua(&format!("t_abort {request}"));
+        out.assert_checks(&["loop_ready"]);
+        out.assert_line(&line(BOOT, "ABORTING"));
+        assert!(
+            out.stderr.contains(stderr_says),
+            "{request}: stderr lacks {stderr_says:?}\n{out}"
+        );
+    }
 }

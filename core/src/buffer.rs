@@ -1,7 +1,7 @@
 //! Message payloads: blocks of the process `malloc`.
 //!
 //! C modules free what they receive with libc `free` and hand the core blocks they got from libc
-//! `malloc` (SURFACE 0.3), so every payload that can cross the C boundary lives in libc's heap,
+//! `malloc`, so every payload that can cross the C boundary lives in libc's heap,
 //! never in Rust's global allocator. This is the one place in `core/` that touches raw memory.
 
 use std::ptr;
@@ -124,14 +124,20 @@ impl Payload {
 
     /// For the per-service log: the bytes a PTYPE_SOCKET message's heap pointer (at offset 16 of
     /// `struct skynet_socket_message`) refers to, `n` of them.
-    pub fn socket_heap_bytes(&self, n: usize) -> Option<&[u8]> {
+    ///
+    /// # Safety
+    /// The payload must be a socket message made by the socket server (which owns the pointer
+    /// and keeps `n` bytes behind it alive as long as the message): any other payload's bytes
+    /// are an arbitrary address. Services cannot send PTYPE_SOCKET (see `server::core_only`),
+    /// so a PTYPE_SOCKET message taken from a queue is such a message.
+    pub unsafe fn socket_heap_bytes(&self, n: usize) -> Option<&[u8]> {
         let raw = self.as_slice().get(16..24)?;
         let addr = usize::from_ne_bytes(raw.try_into().ok()?);
         if addr == 0 {
             return None;
         }
-        // SAFETY: the socket layer guarantees a socket message's buffer holds `ud` readable
-        // bytes while the message is alive; the caller passes that `ud` as `n`.
+        // SAFETY: per this function's contract the socket server made this message, and its
+        // buffer holds `n` readable bytes while the message is alive.
         Some(unsafe { std::slice::from_raw_parts(addr as *const u8, n) })
     }
 }

@@ -91,7 +91,7 @@ pub fn command(
         }
         "STARTTIME" => text(node.timer.starttime().to_string()),
         "ABORT" => {
-            node.handles.retire_all();
+            node.abort();
             None
         }
         "MONITOR" => {

@@ -1,7 +1,7 @@
 //! The core side of multi-node messaging (upstream `skynet_harbor`).
 //!
 //! A remote message is handed to the one harbor service as a PTYPE_SYSTEM message whose
-//! payload is a C `struct remote_message` (48 bytes, SURFACE 1.2); the harbor service owns the
+//! payload is a C `struct remote_message` (48 bytes); the harbor service owns the
 //! inner buffer from then on. The harbor service registers itself with `skynet_harbor_start`,
 //! which keeps its context alive until shutdown and stops counting it as a live service.
 

@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod env;
 pub mod handle;
 pub mod harbor;
+pub mod localtime;
 pub mod log;
 pub mod module;
 pub mod monitor;
@@ -23,7 +24,6 @@ pub mod poll;
 pub mod server;
 pub mod socket_server;
 pub mod start;
-pub mod sys;
 pub mod timer;
 
 pub use buffer::Payload;

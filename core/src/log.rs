@@ -21,7 +21,7 @@ impl ServiceLog {
         let path = format!("{logpath}/{handle:08x}.log");
         let file = OpenOptions::new().append(true).create(true).open(&path);
         let log = file.ok().map(|mut file| {
-            let when = crate::sys::localtime(i64::from(starttime) + (now / 100) as i64);
+            let when = crate::localtime::localtime(i64::from(starttime) + (now / 100) as i64);
             let _ = write!(file, "open time: {} {}", now as u32, when.ctime());
             ServiceLog { file }
         });
@@ -52,7 +52,9 @@ fn format_message(msg: &Message, now: u64) -> String {
         let int = |at: usize| i32::from_ne_bytes(data[at..at + 4].try_into().unwrap_or([0; 4]));
         let (ty, id, ud) = (int(0), int(4), int(8));
         let _ = write!(out, "[socket] {ty} {id} {ud} ");
-        match msg.data.socket_heap_bytes(ud.max(0) as usize) {
+        // SAFETY: only the socket server produces PTYPE_SOCKET messages (every send path
+        // refuses the type), and its data messages carry `ud` bytes behind the pointer.
+        match unsafe { msg.data.socket_heap_bytes(ud.max(0) as usize) } {
             Some(bytes) => hex(&mut out, bytes),
             None => {
                 let inline = &data[24..];

@@ -20,7 +20,8 @@ use std::cell::Cell;
 use std::ffi::CString;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 /// Send flag: the core takes the caller's buffer instead of copying it.
 pub const PTYPE_TAG_DONTCOPY: i32 = 0x10000;
@@ -401,6 +402,22 @@ pub struct Node {
     requests_refused: AtomicU64,
     oneway_dropped: AtomicU64,
     sockets_paused: AtomicU64,
+    /// Set by ABORT (see [`Node::abort`]).
+    abort: Mutex<Option<Abort>>,
+}
+
+/// After ABORT, how long services still in a handler get before they are interrupted (SIGNAL 0:
+/// a Lua service's running code raises an error).
+pub const ABORT_INTERRUPT_AFTER: Duration = Duration::from_secs(1);
+/// After ABORT, how long the node waits for handlers to return before it stops anyway: a
+/// handler blocked in C code cannot be interrupted, and the process must still end.
+pub const ABORT_GIVE_UP_AFTER: Duration = Duration::from_secs(3);
+
+/// An ABORT in progress: when it began and the services alive then.
+struct Abort {
+    began: Instant,
+    services: Vec<Weak<Context>>,
+    interrupted: bool,
 }
 
 static NODE: OnceLock<Node> = OnceLock::new();
@@ -433,6 +450,7 @@ impl Node {
             requests_refused: AtomicU64::new(0),
             oneway_dropped: AtomicU64::new(0),
             sockets_paused: AtomicU64::new(0),
+            abort: Mutex::new(None),
         })
     }
 
@@ -527,14 +545,35 @@ impl Node {
                 return None;
             }
         };
-        let instance = module.create()?;
+        // A module that panics in create or init fails its launch; the panic must not unwind
+        // through the launcher (a worker, or the main thread at boot) and leave a registered
+        // context behind that never runs.
+        let instance = match catch_unwind(AssertUnwindSafe(|| module.create())) {
+            Ok(i) => i?,
+            Err(e) => {
+                self.log_or_stderr(
+                    0,
+                    &format!("error: launch {name}: create panicked: {}", panic_text(&*e)),
+                );
+                return None;
+            }
+        };
         let profile = self.profile;
         let (handle, ctx) = self
             .handles
             .register(|h| Arc::new(Context::new(h, name, instance, profile, self.queue_limits)));
         self.total.fetch_add(1, Ordering::AcqRel);
         let ok = match &ctx.instance {
-            Some(i) => i.init(&ctx, parm),
+            Some(i) => match catch_unwind(AssertUnwindSafe(|| i.init(&ctx, parm))) {
+                Ok(ok) => ok,
+                Err(e) => {
+                    self.log(
+                        handle,
+                        format!("error: {name} init panicked: {}", panic_text(&*e)),
+                    );
+                    false
+                }
+            },
             None => false,
         };
         if ok {
@@ -563,6 +602,18 @@ impl Node {
         self.send(None, dead, source, ptype::ERROR, session, Payload::empty());
     }
 
+    /// Logs a refused PTYPE_SOCKET / PTYPE_SYSTEM send (see [`core_only`]).
+    fn refuse_core_only(&self, ctx: Option<&Context>, source: u32, dest: &str, ty: i32) {
+        let from = ctx.map_or(source, |c| c.handle);
+        self.log(
+            from,
+            format!(
+                "error: refused a message of type {} from :{source:08x} to {dest}: only the core sends that type",
+                ty & 0xff
+            ),
+        );
+    }
+
     /// Sends a message (upstream `skynet_send`, after the copy-mode copy). Returns the session,
     /// -1 if the destination is invalid, -2 if the payload is too large. The payload is freed
     /// on failure.
@@ -575,6 +626,10 @@ impl Node {
         session: i32,
         data: Payload,
     ) -> i32 {
+        if core_only(ty) {
+            self.refuse_core_only(ctx, source, &format!(":{dest:08x}"), ty);
+            return -1;
+        }
         if data.len() >= MESSAGE_SIZE_LIMIT {
             self.log(
                 ctx.map_or(0, |c| c.handle),
@@ -632,6 +687,10 @@ impl Node {
             (0, Some(c)) => c.handle,
             (s, _) => s,
         };
+        if core_only(ty) {
+            self.refuse_core_only(ctx, source, dest, ty);
+            return -1;
+        }
         if let Some(hex) = dest.strip_prefix(':') {
             return self.send(ctx, source, parse_hex(hex), ty, session, data);
         }
@@ -674,9 +733,10 @@ impl Node {
 
     /// Pushes a PTYPE_SOCKET message from the socket thread; `None` if the service is gone.
     /// `data_of` is the TCP connection whose data this is: it is always queued, and
-    /// [`Admitted::Hold`] tells the socket thread to stop reading it until the queue has drained to half its
-    /// limits (the popping worker then asks the socket thread to resume it). A UDP datagram (`udp`) to a full queue is dropped (a
-    /// connectionless sender cannot be slowed down); other socket events are always queued.
+    /// [`Admitted::Hold`] tells the socket thread to stop reading it until the queue has
+    /// drained to half its limits (the popping worker then asks the socket thread to resume
+    /// it). A UDP datagram (`udp`) to a full queue is dropped (a connectionless sender cannot
+    /// be slowed down); other socket events are always queued.
     pub fn push_socket(
         &self,
         handle: u32,
@@ -745,6 +805,63 @@ impl Node {
             }
             h => h,
         }
+    }
+
+    /// ABORT: retires every service. A service in the middle of a handler lives on until the
+    /// handler returns; [`Node::abort_overdue`] deals with the ones that do not.
+    pub fn abort(&self) {
+        {
+            let mut abort = self.abort.lock();
+            if abort.is_none() {
+                let services = self
+                    .handles
+                    .handles()
+                    .into_iter()
+                    .filter_map(|h| self.grab(h))
+                    .map(|c| Arc::downgrade(&c))
+                    .collect();
+                *abort = Some(Abort {
+                    began: Instant::now(),
+                    services,
+                    interrupted: false,
+                });
+            }
+        }
+        self.handles.retire_all();
+    }
+
+    /// Whether ABORT was issued.
+    pub fn is_aborting(&self) -> bool {
+        self.abort.lock().is_some()
+    }
+
+    /// Polled by the timer thread while services are alive: after [`ABORT_INTERRUPT_AFTER`]
+    /// interrupts the services still running a handler; true once [`ABORT_GIVE_UP_AFTER`] has
+    /// passed (the node then stops without them). False when no ABORT was issued.
+    pub fn abort_overdue(&self) -> bool {
+        let mut busy = Vec::new();
+        let overdue = {
+            let mut abort = self.abort.lock();
+            let Some(a) = abort.as_mut() else {
+                return false;
+            };
+            let elapsed = a.began.elapsed();
+            if elapsed >= ABORT_INTERRUPT_AFTER && !a.interrupted {
+                a.interrupted = true;
+                busy = a.services.iter().filter_map(Weak::upgrade).collect();
+            }
+            elapsed >= ABORT_GIVE_UP_AFTER
+        };
+        // The logger is retired too: these lines go to stderr.
+        for c in busy {
+            eprintln!(
+                "skynet: ABORT: :{:08x} ({}) is still in a handler, interrupting it",
+                c.handle,
+                c.module_name()
+            );
+            c.signal(0);
+        }
+        overdue
     }
 
     /// Retires a service: tells the exit monitor, then removes the handle (EXIT/KILL).
@@ -844,6 +961,16 @@ impl Node {
     pub fn harbor_bits(&self) -> u32 {
         u32::from(self.harbor_id) << HANDLE_REMOTE_SHIFT
     }
+}
+
+/// Message types whose payload carries a pointer that only the core produces: PTYPE_SOCKET
+/// (the socket server's message points at the read buffer it hands over) and PTYPE_SYSTEM (the
+/// harbor's remote message owns a buffer). Their receivers (socket services, the logger's
+/// per-service log, the harbor service) read or free through that pointer, so one forged by a
+/// service, a C module or a harbor peer would crash the node. The core pushes them straight
+/// into queues ([`Node::push`]); every send path refuses them.
+pub fn core_only(ty: i32) -> bool {
+    matches!(ty & 0xff, ptype::SOCKET | ptype::SYSTEM)
 }
 
 /// `strtoul(s, NULL, 16)`: leading hex digits, garbage stops the parse, nothing parses as 0.

@@ -67,24 +67,56 @@ pub fn start(node: &'static Node, cfg: &StartConfig) -> Result<(), String> {
 
     let slots: Arc<Vec<MonitorSlot>> =
         Arc::new((0..cfg.thread).map(|_| MonitorSlot::new()).collect());
-    let mut threads = Vec::new();
-    threads.push(spawn("monitor", {
-        let slots = slots.clone();
-        move || monitor_thread(node, &slots)
-    }));
-    threads.push(spawn("timer", move || timer_thread(node, &hup)));
-    threads.push(spawn("socket", move || socket_thread(node)));
-    for i in 0..cfg.thread {
-        let slots = slots.clone();
-        threads.push(spawn(&format!("worker{i}"), move || {
-            worker_thread(node, &slots[i], worker_weight(i))
-        }));
-    }
+    let threads = [
+        spawn("monitor", {
+            let slots = slots.clone();
+            move || monitor_thread(node, &slots)
+        }),
+        spawn("timer", move || timer_thread(node, &hup)),
+        spawn("socket", move || socket_thread(node)),
+    ];
+    let workers: Vec<_> = (0..cfg.thread)
+        .map(|i| {
+            let slots = slots.clone();
+            spawn(&format!("worker{i}"), move || {
+                worker_thread(node, &slots[i], worker_weight(i))
+            })
+        })
+        .collect();
     for t in threads {
         let _ = t.join();
     }
+    join_workers(node, workers);
     node.harbor_exit();
     Ok(())
+}
+
+/// Joins the workers once the node has quit. After an ABORT that had to give up on a handler
+/// (blocked in C code, say), that worker never returns: the others are joined and the node
+/// ends without it (returning from `start` ends the process).
+fn join_workers(node: &Node, workers: Vec<thread::JoinHandle<()>>) {
+    if !node.is_aborting() {
+        for w in workers {
+            let _ = w.join();
+        }
+        return;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    let mut left = workers;
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        let (done, busy): (Vec<_>, Vec<_>) = left.into_iter().partition(|w| w.is_finished());
+        for w in done {
+            let _ = w.join();
+        }
+        left = busy;
+        thread::sleep(Duration::from_millis(10));
+    }
+    if !left.is_empty() {
+        eprintln!(
+            "skynet: ABORT: {} worker(s) still in a handler; exiting without them",
+            left.len()
+        );
+    }
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
@@ -111,7 +143,7 @@ fn timer_thread(node: &Node, hup: &AtomicBool) {
     set_current_handle(thread_kind::TIMER);
     loop {
         node.timer.update(node);
-        if node.total() == 0 {
+        if node.total() == 0 || node.abort_overdue() {
             break;
         }
         // Upstream wakes a sleeping worker on every tick (SURFACE 5.2): a queue that got a

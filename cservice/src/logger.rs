@@ -5,8 +5,8 @@
 //! `dd/mm/yy HH:MM:SS.cc `. A PTYPE_SYSTEM message (sent on SIGHUP) reopens the file, so log
 //! rotation works by renaming the file and sending SIGHUP.
 
+use skynet_core::localtime::localtime;
 use skynet_core::module::{Instance, Module};
-use skynet_core::sys::localtime;
 use skynet_core::{node, ptype, Context, Message};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};

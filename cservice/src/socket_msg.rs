@@ -1,6 +1,6 @@
 //! PTYPE_SOCKET messages as the built-in services receive them: `struct skynet_socket_message`
 //! (`int type, id, ud; char *buffer`, 24 bytes on LP64) followed by inline text for CONNECT,
-//! ERROR and ACCEPT (SURFACE 7.3). A DATA or UDP event's `buffer` is a separate libc block the
+//! ERROR and ACCEPT. A DATA or UDP event's `buffer` is a separate libc block the
 //! receiver owns.
 //!
 //! [`CoreSockets`] is the node's socket server as the gate and the harbor see it.
@@ -148,7 +148,7 @@ impl HarborSocket for CoreSockets {
 /// protocol byte is unknown).
 fn udp_address_len(ptr: *mut u8, n: usize) -> usize {
     // SAFETY: a UDP event's block holds the datagram followed by at least the protocol byte of
-    // the sender's address (SURFACE 7.8).
+    // the sender's address.
     let proto = unsafe { *ptr.add(n) };
     skynet_core::socket_server::udp_address_size(proto).unwrap_or(0)
 }

@@ -1,6 +1,6 @@
 //! The release `skynet` executable must export, in its dynamic symbol table, every function the
 //! public headers (`include/*.h`) declare: modules are `dlopen`ed with `RTLD_NOW` and resolve
-//! those against the executable (SURFACE 0.1). It must also be linked to libm, so that modules
+//! those against the executable. It must also be linked to libm, so that modules
 //! importing e.g. `round` (sproto.so) load.
 //!
 //! This test builds nothing: it inspects the binary named by `SKYNET_BIN`, else `<repo>/skynet`,
@@ -220,7 +220,7 @@ fn headers_functions_are_exported() {
     for (name, h) in &parsed {
         for f in &h.functions {
             // `skynet_malloc` & co. are macros for the libc functions: modules import those
-            // from libc, the executable need not define them (SURFACE 0.3).
+            // from libc, the executable need not define them.
             if let Some(target) = aliases.get(f.as_str()) {
                 eprintln!("{name}: {f} is a macro for {target} (libc), not an export");
                 continue;

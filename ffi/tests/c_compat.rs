@@ -1,6 +1,6 @@
 //! The committed headers must serve C modules written for upstream's: `ffi/tests/c/compat_module.c`
 //! uses every declaration the way upstream's services do, checks the constants with `#if` and the
-//! struct layouts with `_Static_assert` (SURFACE 1.1, 1.2). It is compiled here with `cc` from
+//! struct layouts with `_Static_assert`. It is compiled here with `cc` from
 //! PATH, warnings as errors, as a shared object like a cservice module.
 
 use std::path::{Path, PathBuf};
@@ -44,7 +44,7 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 /// Built as a module is (upstream builds with `-std=gnu99`, `-fPIC -shared`); its imports are
-/// the skynet functions and, for the `skynet_malloc` family, the libc names (SURFACE 0.3).
+/// the skynet functions and, for the `skynet_malloc` family, the libc names.
 #[test]
 fn module_builds_against_headers() {
     let so = tmp("compat_module.so");

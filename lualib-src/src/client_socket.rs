@@ -1,4 +1,4 @@
-//! `client.socket` (SURFACE §10.12): the small blocking-connect / non-blocking-read socket
+//! `client.socket`: the small blocking-connect / non-blocking-read socket
 //! library skynet's demo clients use from a plain Lua interpreter.
 //!
 //! - `connect(ipv4, port)` → fd: blocking connect, then the fd is made non-blocking; error

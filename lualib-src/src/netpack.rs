@@ -1,4 +1,4 @@
-//! `skynet.netpack` (SURFACE §10.4, §11.2): 2-byte big-endian length framing of socket data, as
+//! `skynet.netpack`: 2-byte big-endian length framing of socket data, as
 //! used by the gate servers.
 //!
 //! `filter(queue, msg, sz)` takes a PTYPE_SOCKET message and returns the queue (argument 1, or a

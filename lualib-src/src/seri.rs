@@ -1,5 +1,5 @@
-//! lua-seri: the `skynet.pack` / `skynet.unpack` / `skynet.packstring` wire format
-//! (SURFACE §11.1), byte-compatible with upstream skynet in both directions.
+//! lua-seri: the `skynet.pack` / `skynet.unpack` / `skynet.packstring` wire format,
+//! byte-compatible with upstream skynet in both directions.
 //!
 //! # Format
 //! A stream is a sequence of values with no header, in native byte order. Every value starts with

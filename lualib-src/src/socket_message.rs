@@ -1,4 +1,4 @@
-//! The PTYPE_SOCKET message as Lua modules receive it (SURFACE §7.3):
+//! The PTYPE_SOCKET message as Lua modules receive it:
 //! `struct skynet_socket_message { int type; int id; int ud; char *buffer; }` (24 bytes on LP64),
 //! followed by inline text when `buffer` is NULL (its length is the message size − 24).
 
@@ -27,7 +27,7 @@ pub struct SkynetSocketMessage {
 pub const HEADER_SIZE: usize = size_of::<SkynetSocketMessage>();
 const _: () = assert!(HEADER_SIZE == 24);
 
-/// UDP address record protocol bytes (SURFACE §7.8).
+/// UDP address record protocol bytes.
 pub const PROTOCOL_UDP: u8 = 1;
 pub const PROTOCOL_UDPV6: u8 = 2;
 

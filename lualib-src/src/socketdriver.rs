@@ -1,4 +1,4 @@
-//! `skynet.socketdriver` (SURFACE §10.3): the read buffers of `skynet.socket`, message
+//! `skynet.socketdriver`: the read buffers of `skynet.socket`, message
 //! unpacking and small helpers. This file holds the functions that need neither the service
 //! context nor the socket server; [`net`] has the socket-server requests (connect, listen,
 //! send, UDP, info, ...), which [`luaopen_skynet_socketdriver`] adds with the context as their

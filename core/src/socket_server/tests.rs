@@ -506,8 +506,9 @@ fn held_connection_is_read_again_when_resumed_or_started() {
     c.write_all(b"second").unwrap();
     assert!(h.quiet(Duration::from_millis(200)).is_none(), "held");
     h.srv.resume_read(id);
-    assert_eq!(h.read_data(id, 6), b"second"); // delivered, held again
-                                               // The owner's own pause wins over a later resume; its start reads again.
+    // Delivered, then held again.
+    assert_eq!(h.read_data(id, 6), b"second");
+    // The owner's own pause wins over a later resume; its start reads again.
     h.srv.pause(id);
     h.srv.resume_read(id);
     let _ = h.srv.info();

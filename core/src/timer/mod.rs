@@ -79,6 +79,16 @@ impl Timer {
 
     /// Advances time; delivers expired timeouts. Called by the timer thread only.
     pub fn update(&self, node: &Node) {
+        self.update_with(|handle, session| {
+            node.push(handle, response(session));
+        });
+    }
+
+    /// [`Timer::update`] with the delivery given: one wheel tick per elapsed centisecond, the
+    /// wheel locked for one tick at a time and each tick's timeouts delivered outside the lock,
+    /// so a long catch-up (a stalled timer thread, a suspended process) neither blocks
+    /// `timeout` callers for the whole burst nor gathers every expired timeout in memory first.
+    fn update_with(&self, mut deliver: impl FnMut(u32, i32)) {
         let cp = self.origin.elapsed().as_millis() as u64 / 10;
         let diff = {
             let mut point = self.point.lock();
@@ -91,18 +101,61 @@ impl Timer {
         }
         self.current.fetch_add(diff, Ordering::Relaxed);
         let mut expired = Vec::new();
-        {
-            let mut wheel = self.wheel.lock();
-            for _ in 0..diff {
-                wheel.advance(&mut expired);
+        for _ in 0..diff {
+            self.wheel.lock().advance(&mut expired);
+            for t in expired.drain(..) {
+                deliver(t.handle, t.session);
             }
-        }
-        for t in expired {
-            node.push(t.handle, response(t.session));
         }
     }
 }
 
 fn response(session: i32) -> Message {
     Message::new(0, session, ptype::RESPONSE as u8, Payload::empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catch_up_releases_the_wheel_between_ticks() {
+        let mut timer = Timer::new();
+        // Pretend the timer thread stalled for 200 ticks.
+        timer.origin = Instant::now()
+            .checked_sub(std::time::Duration::from_secs(2))
+            .expect("monotonic clock older than 2 s");
+        for i in 1..=50 {
+            timer.wheel.lock().add(
+                i,
+                Timeout {
+                    handle: 1,
+                    session: i as i32,
+                },
+            );
+        }
+        let mut sessions = Vec::new();
+        timer.update_with(|_, session| {
+            // A `timeout` call from a worker during the burst must not wait for it to end.
+            assert!(
+                timer.wheel.try_lock().is_some(),
+                "wheel locked during delivery"
+            );
+            if session == 1 {
+                // Added while the burst runs: due one tick later, still inside the burst.
+                timer.wheel.lock().add(
+                    1,
+                    Timeout {
+                        handle: 2,
+                        session: 1000,
+                    },
+                );
+            }
+            sessions.push(session);
+        });
+        // Each tick's timeouts are delivered before the next tick runs.
+        assert_eq!(sessions[..3], [1, 2, 1000]);
+        sessions.retain(|&s| s != 1000);
+        assert_eq!(sessions, (1..=50).collect::<Vec<_>>());
+    }
 }

@@ -270,7 +270,7 @@ impl Harbor {
         (1..REMOTE_MAX).find(|&i| self.slaves[i].fd == fd)
     }
 
-    /// A PTYPE_SOCKET event (SURFACE 7.3).
+    /// A PTYPE_SOCKET event.
     fn socket(&mut self, out: &mut dyn Outbox, m: SocketMessage) {
         let fd = m.id;
         match m.ty {

@@ -1,4 +1,4 @@
-//! The node-to-node wire format of the harbor (SURFACE 11.4).
+//! The node-to-node wire format of the harbor.
 //!
 //! After a one-byte handshake (each side's harbor id), a link carries frames: a 4-byte
 //! big-endian length `L` whose first byte must be 0 (so `L` < 16 MiB), then `L` bytes: the

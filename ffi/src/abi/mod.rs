@@ -14,7 +14,7 @@ use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 // The header constants are literals (cbindgen cannot evaluate paths); they must agree with the
-// core's and with upstream's layouts (SURFACE 1.1, 1.2).
+// core's and with upstream's layouts.
 const _: () = {
     use skynet_core::{ptype, server};
     use std::mem::{offset_of, size_of};

@@ -165,7 +165,7 @@ unsafe fn take_payload(ty: c_int, msg: *mut c_void, sz: usize) -> Result<Payload
 /// Sends a message; returns the session, -1 for a bad destination, -2 if too large.
 ///
 /// # Safety
-/// `context` NULL or live; `msg` as in upstream's contract (see SURFACE 1.3.2).
+/// `context` NULL or live; `msg` as in upstream's contract.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_send(
     context: *mut skynet_context,

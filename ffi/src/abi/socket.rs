@@ -1,5 +1,5 @@
 //! `skynet_socket.h` (with upstream's `socket_buffer.h` and `socket_info.h` in the same
-//! header): the socket API of C services and Lua C modules (SURFACE 1.3.3, 7).
+//! header): the socket API of C services and Lua C modules.
 //!
 //! `ctx` only names the calling service: every event of a socket goes to the service that
 //! created or last started it.

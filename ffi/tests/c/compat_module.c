@@ -1,7 +1,7 @@
 /*
  * A C service module written against the public headers the way upstream's cservice and
  * luaclib sources use them. ffi/tests/c_compat.rs compiles it with -Wall -Wextra -Werror: it
- * proves the headers in include/ are complete, self-contained and layout-compatible (SURFACE 1.1, 1.2).
+ * proves the headers in include/ are complete, self-contained and layout-compatible.
  * It is never loaded.
  */
 #ifdef SYSTEM_HEADERS_FIRST
@@ -66,7 +66,7 @@
 _Static_assert(sizeof(STR(skynet_malloc)) == sizeof("malloc"), "skynet_malloc -> malloc");
 _Static_assert(sizeof(STR(skynet_free)) == sizeof("free"), "skynet_free -> free");
 
-/* struct layouts (LP64), SURFACE 1.2. */
+/* struct layouts (LP64). */
 _Static_assert(sizeof(struct remote_name) == 20, "remote_name size");
 _Static_assert(offsetof(struct remote_name, name) == 0, "remote_name.name");
 _Static_assert(sizeof(((struct remote_name *)0)->name) == GLOBALNAME_LENGTH, "name length");

@@ -1,4 +1,4 @@
-//! The cluster wire format (SURFACE §11.3) as plain functions over byte slices, shared by the Lua
+//! The cluster wire format as plain functions over byte slices, shared by the Lua
 //! glue, the tests and the fuzz target.
 //!
 //! Every packet starts with a 2-byte big-endian length of the rest; integers inside are

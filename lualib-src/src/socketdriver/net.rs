@@ -1,4 +1,4 @@
-//! The socket-server half of `skynet.socketdriver` (SURFACE §10.3, §7): connect, listen, send,
+//! The socket-server half of `skynet.socketdriver`: connect, listen, send,
 //! UDP, ... over [`SocketServer`], as master's lua-socket does. Every function but `info` gets
 //! the service's context (a light userdata) as upvalue 1; the socket's events go to that
 //! service.

@@ -1,4 +1,4 @@
-//! Thin wrappers over the few libc calls the runtime needs that std does not offer.
+//! Local time (`localtime_r`), which std does not offer: the logger stamps its lines with it.
 
 /// Broken-down local time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

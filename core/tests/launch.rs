@@ -1,0 +1,113 @@
+//! Launch failures that must not leave a registered service behind. The node is process-wide,
+//! so this file holds one test that walks through every case on one node.
+
+use skynet_core::module::{CpathFirst, Instance, Module, Modules};
+use skynet_core::server::{Context, Node, NodeConfig};
+use std::sync::Arc;
+
+struct PanicsInInit;
+impl Instance for PanicsInInit {
+    fn init(&self, _ctx: &Arc<Context>, parm: Option<&str>) -> bool {
+        panic!("init of {parm:?} exploded")
+    }
+}
+
+struct Fine;
+impl Instance for Fine {
+    fn init(&self, _ctx: &Arc<Context>, _parm: Option<&str>) -> bool {
+        true
+    }
+}
+
+struct Make(fn() -> Option<Box<dyn Instance>>);
+impl Module for Make {
+    fn create(&self) -> Option<Box<dyn Instance>> {
+        (self.0)()
+    }
+}
+
+#[test]
+fn panics_in_create_or_init_fail_the_launch_and_leave_nothing_registered() {
+    let mut modules = Modules::new("", CpathFirst::None);
+    modules.add_builtin(
+        "init_panics",
+        Arc::new(Make(|| Some(Box::new(PanicsInInit)))),
+    );
+    modules.add_builtin(
+        "create_panics",
+        Arc::new(Make(|| panic!("create exploded"))),
+    );
+    modules.add_builtin("fine", Arc::new(Make(|| Some(Box::new(Fine)))));
+    let node = Node::init(NodeConfig {
+        harbor: 1,
+        profile: false,
+        modules,
+        queue_limits: Default::default(),
+    });
+
+    assert_eq!(node.launch("init_panics", Some("x")), None);
+    assert_eq!(
+        node.total(),
+        0,
+        "a context whose init panicked is still counted"
+    );
+    assert!(
+        node.handles.handles().is_empty(),
+        "its handle is still registered"
+    );
+
+    assert_eq!(node.launch("create_panics", None), None);
+    assert_eq!(node.total(), 0);
+    assert!(node.handles.handles().is_empty());
+
+    // The node is still usable afterwards.
+    let h = node.launch("fine", None).expect("a fine module launches");
+    assert!(node.grab(h).is_some());
+    assert_eq!(node.total(), 1);
+
+    pointer_carrying_types_are_refused_on_every_send_path(node, h);
+}
+
+/// PTYPE_SOCKET and PTYPE_SYSTEM carry pointers only the core may produce: a send of either, by
+/// handle, `:hex` or a global name (a harbor peer's frames arrive through the same path), is
+/// refused and nothing reaches the queue, while other types still get through.
+fn pointer_carrying_types_are_refused_on_every_send_path(node: &Node, h: u32) {
+    use skynet_core::buffer::Payload;
+    use skynet_core::ptype;
+    // A fake socket message: type DATA, id 1, ud 8, then a pointer nobody owns.
+    let mut forged = vec![0u8; 24];
+    forged[0..4].copy_from_slice(&1i32.to_ne_bytes());
+    forged[8..12].copy_from_slice(&8i32.to_ne_bytes());
+    forged[16..24].copy_from_slice(&0xdead_beefusize.to_ne_bytes());
+    let queue = node.grab(h).expect("live").queue().clone();
+    let by_hex = format!(":{h:x}");
+    for ty in [
+        ptype::SOCKET,
+        ptype::SYSTEM,
+        ptype::SOCKET | 0x20000,
+        ptype::SYSTEM | 0x10000,
+    ] {
+        let p = Payload::copy_from(&forged);
+        assert_eq!(
+            node.send(None, 7, h, ty, 1, p),
+            -1,
+            "type {ty:#x} by handle"
+        );
+        let p = Payload::copy_from(&forged);
+        assert_eq!(
+            node.send_name(None, 7, &by_hex, ty, 1, p),
+            -1,
+            "type {ty:#x} by :hex"
+        );
+        let p = Payload::copy_from(&forged);
+        assert_eq!(
+            node.send_name(None, 7, "remote", ty, 1, p),
+            -1,
+            "type {ty:#x} by name"
+        );
+    }
+    assert_eq!(queue.len(), 0, "a forged message reached the queue");
+    let p = Payload::copy_from(&forged);
+    assert_eq!(node.send(None, 7, h, ptype::CLIENT, 3, p), 3);
+    assert_eq!(queue.len(), 1);
+}
