@@ -98,11 +98,34 @@ pub struct Popped {
     pub message: Message,
     pub remaining: usize,
     pub overload: Option<usize>,
-    /// The queue went back under its limits with this pop after a crossing: the number of
-    /// pushes refused meanwhile.
+    /// What this pop changed about a full queue, if anything (rare: boxed, to keep the common
+    /// pop small).
+    pub limits: Option<Box<LimitEvent>>,
+}
+
+/// A pop that brought a full queue back under its limits, or drained it to half of them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LimitEvent {
+    /// The queue went back under its limits after a crossing: the number of pushes refused
+    /// meanwhile.
     pub recovered: Option<u64>,
     /// Sockets paused by this queue, to be resumed (the queue drained to half its limits).
     pub resume: Vec<i32>,
+}
+
+/// The pop side of a queue that is full or has paused sockets: see [`LimitEvent`].
+#[cold]
+#[inline(never)]
+fn limit_event(s: &mut QueueState, remaining: usize) -> Option<Box<LimitEvent>> {
+    let mut ev = LimitEvent::default();
+    if s.full && !s.limits.reached(remaining, s.bytes) {
+        s.full = false;
+        ev.recovered = Some(std::mem::take(&mut s.refused_in_crossing));
+    }
+    if !s.paused.is_empty() && s.limits.below_half(remaining, s.bytes) {
+        ev.resume = std::mem::take(&mut s.paused);
+    }
+    (ev != LimitEvent::default()).then(|| Box::new(ev))
 }
 
 /// Payload bytes a message holds: its payload, and for socket data the buffer it points to
@@ -236,6 +259,7 @@ impl MessageQueue {
     }
 
     /// Appends a message as `admission` allows, scheduling the queue if it is idle.
+    #[inline]
     pub fn admit(
         self: &Arc<Self>,
         msg: Message,
@@ -243,40 +267,62 @@ impl MessageQueue {
         admission: Admission,
     ) -> PushOutcome {
         let weight = message_bytes(msg.ty, &msg.data);
-        let (pushed, crossed, schedule) = {
+        let schedule = {
             let mut s = self.state.lock();
-            let mut pushed = Pushed::Queued;
-            let mut crossed = None;
             if admission != Admission::Always && s.limits.reached(s.messages.len(), s.bytes) {
-                if !std::mem::replace(&mut s.full, true) {
-                    s.refused_in_crossing = 0;
-                    crossed = Some((s.messages.len(), s.bytes));
-                }
-                match admission {
-                    Admission::Socket(id) => {
-                        if !s.paused.contains(&id) {
-                            s.paused.push(id);
-                        }
-                        pushed = Pushed::QueuedPause;
-                    }
-                    _ => {
-                        s.refused_in_crossing += 1;
-                        s.refused += 1;
-                        return PushOutcome {
-                            pushed: Pushed::Refused(msg),
-                            crossed,
-                        };
-                    }
-                }
+                return self.admit_full(s, msg, global, admission, weight);
             }
             s.messages.push_back(msg);
             s.bytes += weight;
-            (pushed, crossed, !std::mem::replace(&mut s.in_global, true))
+            !std::mem::replace(&mut s.in_global, true)
         };
         if schedule {
             global.push(self.clone());
         }
-        PushOutcome { pushed, crossed }
+        PushOutcome {
+            pushed: Pushed::Queued,
+            crossed: None,
+        }
+    }
+
+    /// [`Self::admit`] to a queue at or over a limit (`s` is its locked state).
+    #[cold]
+    #[inline(never)]
+    fn admit_full(
+        self: &Arc<Self>,
+        mut s: parking_lot::MutexGuard<'_, QueueState>,
+        msg: Message,
+        global: &GlobalQueue,
+        admission: Admission,
+        weight: usize,
+    ) -> PushOutcome {
+        let mut crossed = None;
+        if !std::mem::replace(&mut s.full, true) {
+            s.refused_in_crossing = 0;
+            crossed = Some((s.messages.len(), s.bytes));
+        }
+        let Admission::Socket(id) = admission else {
+            s.refused_in_crossing += 1;
+            s.refused += 1;
+            return PushOutcome {
+                pushed: Pushed::Refused(msg),
+                crossed,
+            };
+        };
+        if !s.paused.contains(&id) {
+            s.paused.push(id);
+        }
+        s.messages.push_back(msg);
+        s.bytes += weight;
+        let schedule = !std::mem::replace(&mut s.in_global, true);
+        drop(s);
+        if schedule {
+            global.push(self.clone());
+        }
+        PushOutcome {
+            pushed: Pushed::QueuedPause,
+            crossed,
+        }
     }
 
     /// Pops the head message. An empty pop takes the queue out of scheduling and resets the
@@ -306,6 +352,7 @@ impl MessageQueue {
     /// Pops the head message with what dispatch needs to know in the same lock: how many
     /// remain, and the overload length to warn about (read and cleared). An empty pop resets
     /// the overload threshold but leaves the queue scheduled: see [`Self::leave_scheduling`].
+    #[inline]
     pub fn pop_counted(&self) -> Option<Popped> {
         let mut s = self.state.lock();
         match s.messages.pop_front() {
@@ -319,22 +366,16 @@ impl MessageQueue {
                     s.threshold *= 2;
                 }
                 let overload = std::mem::take(&mut s.overload);
-                let mut recovered = None;
-                if s.full && !s.limits.reached(remaining, s.bytes) {
-                    s.full = false;
-                    recovered = Some(std::mem::take(&mut s.refused_in_crossing));
-                }
-                let resume = if !s.paused.is_empty() && s.limits.below_half(remaining, s.bytes) {
-                    std::mem::take(&mut s.paused)
+                let limits = if s.full || !s.paused.is_empty() {
+                    limit_event(&mut s, remaining)
                 } else {
-                    Vec::new()
+                    None
                 };
                 Some(Popped {
                     message,
                     remaining,
                     overload: (overload != 0).then_some(overload),
-                    recovered,
-                    resume,
+                    limits,
                 })
             }
             None => {
@@ -560,6 +601,10 @@ mod tests {
         assert_eq!(q.pop_counted().unwrap().overload, None);
     }
 
+    fn recovered(q: &MessageQueue) -> Option<u64> {
+        q.pop_counted().unwrap().limits.and_then(|l| l.recovered)
+    }
+
     fn limited(q: &Arc<MessageQueue>, g: &GlobalQueue, m: Message) -> PushOutcome {
         q.admit(m, g, Admission::Limited)
     }
@@ -591,9 +636,9 @@ mod tests {
         assert_eq!(q.len(), 5);
         assert_eq!(q.refused(), 6);
         // Still at the limit after one pop (5 -> 4): no recovery yet; the next pop recovers.
-        assert_eq!(q.pop_counted().unwrap().recovered, None);
-        assert_eq!(q.pop_counted().unwrap().recovered, Some(6));
-        assert_eq!(q.pop_counted().unwrap().recovered, None);
+        assert_eq!(recovered(&q), None);
+        assert_eq!(recovered(&q), Some(6));
+        assert_eq!(recovered(&q), None);
         // A new crossing is reported again.
         limited(&q, &g, msg(11));
         limited(&q, &g, msg(12));
@@ -656,9 +701,9 @@ mod tests {
         let mut resumed = Vec::new();
         let mut at = Vec::new();
         while let Some(p) = q.pop_counted() {
-            if !p.resume.is_empty() {
+            if let Some(l) = p.limits.filter(|l| !l.resume.is_empty()) {
                 at.push(p.remaining);
-                resumed.extend(p.resume);
+                resumed.extend(l.resume);
             }
         }
         assert_eq!(resumed, vec![9, 10], "each paused socket once");
@@ -679,7 +724,7 @@ mod tests {
         assert!(matches!(limited(&q, &g, msg(0)).pushed, Pushed::Refused(_)));
         q.set_limits(QueueLimits::UNLIMITED);
         assert!(matches!(limited(&q, &g, msg(0)).pushed, Pushed::Queued));
-        assert_eq!(q.pop_counted().unwrap().recovered, Some(1));
+        assert_eq!(recovered(&q), Some(1));
     }
 
     #[test]

@@ -11,7 +11,9 @@ use crate::handle::{HandleStorage, HANDLE_REMOTE_SHIFT};
 use crate::log::ServiceLog;
 use crate::module::{Instance, Modules};
 use crate::monitor::MonitorSlot;
-use crate::mq::{Admission, GlobalQueue, Message, MessageQueue, Pushed, QueueLimits};
+use crate::mq::{
+    Admission, GlobalQueue, LimitEvent, Message, MessageQueue, PushOutcome, Pushed, QueueLimits,
+};
 use crate::socket_server::{NodeSink, SocketConfig, SocketServer};
 use crate::timer::Timer;
 use crate::{harbor, ptype};
@@ -463,11 +465,38 @@ impl Node {
         }
     }
 
+    /// Reports a queue back under its limits and resumes the connections it held.
+    #[cold]
+    fn limit_event(&self, handle: u32, ev: &LimitEvent) {
+        if let Some(refused) = ev.recovered {
+            self.log(
+                0,
+                format!("queue of :{handle:08x} is under its limits again ({refused} refused meanwhile)"),
+            );
+        }
+        if let Some(server) = self.socket() {
+            for &id in &ev.resume {
+                server.resume_read(id);
+            }
+        }
+    }
+
     /// Puts `msg` on `c`'s queue as `admission` allows. A refused request (session != 0) is
     /// answered at once with PTYPE_ERROR from `c` to the sender, same session; a refused
     /// one-way message is dropped. Both are counted; the first refusal of a crossing is logged.
+    #[inline]
     fn admit(&self, c: &Context, msg: Message, admission: Admission) -> Admitted {
         let out = c.queue.admit(msg, &self.global, admission);
+        if out.crossed.is_none() && matches!(out.pushed, Pushed::Queued) {
+            return Admitted::Queued;
+        }
+        self.admit_rest(c, out)
+    }
+
+    /// [`Self::admit`] when the queue was full.
+    #[cold]
+    #[inline(never)]
+    fn admit_rest(&self, c: &Context, out: PushOutcome) -> Admitted {
         if let Some((len, bytes)) = out.crossed {
             let what = match out.pushed {
                 Pushed::QueuedPause => "pausing the socket",
@@ -928,20 +957,8 @@ impl Node {
             if let Some(len) = popped.overload {
                 ctx.error(format!("error: May overload, message queue length = {len}"));
             }
-            if let Some(refused) = popped.recovered {
-                self.log(
-                    0,
-                    format!(
-                        "queue of :{handle:08x} is under its limits again ({refused} refused meanwhile)"
-                    ),
-                );
-            }
-            if !popped.resume.is_empty() {
-                if let Some(server) = self.socket() {
-                    for &id in &popped.resume {
-                        server.resume_read(id);
-                    }
-                }
+            if let Some(ev) = popped.limits {
+                self.limit_event(handle, &ev);
             }
 
             let msg = popped.message;
