@@ -209,7 +209,7 @@ impl Env<'_> {
     ) -> After {
         let id = s.id;
         if matches!(s.state, State::HalfcloseWrite | State::PAccept) || s.closing {
-            return After::Keep; // dropped, as upstream
+            return After::Keep; // dropped
         }
         if matches!(s.state, State::PListen | State::Listen) {
             self.log(&format!("socket-server error: write to listen fd {id}."));

@@ -37,7 +37,7 @@ impl SendData<'_> {
     }
 }
 
-/// One live socket as `skynet_socket_info` lists it (SURFACE 7.9).
+/// One live socket as the socket info listing shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SocketInfo {
     pub id: i32,

@@ -5,7 +5,7 @@ use super::request::{Queue, Request, SendData, SocketInfo};
 use super::send_list::Priority;
 use super::sink::Sink;
 use super::slot::{slot_of, Slots, State};
-use super::thread::Worker;
+use super::thread::SocketThread;
 use super::{protocol, SocketConfig, MAX_EVENT, WAKE_TOKEN};
 use crate::poll::{Poller, Waker};
 use parking_lot::Mutex;
@@ -111,7 +111,7 @@ impl SocketServer {
     }
 
     /// Connects asynchronously: the id at once; CONNECT (peer IP) or ERROR later. -1 if the
-    /// host name is too long (as upstream's request limit) or no slot is free.
+    /// host name is too long (232 bytes or more) or no slot is free.
     pub fn connect(&self, owner: u32, host: &str, port: i32) -> i32 {
         if host.len() + 24 >= 256 {
             self.sink
@@ -143,7 +143,8 @@ impl SocketServer {
         self.submit(Request::Pause { id });
     }
 
-    /// Graceful close: pending data is flushed first (SURFACE 7.7).
+    /// Graceful close: the owner gets CLOSE at once, reading stops and pending data is
+    /// flushed before the socket closes.
     pub fn close(&self, id: i32) {
         self.submit(Request::Close {
             id,
@@ -164,7 +165,7 @@ impl SocketServer {
     /// High-priority send: 0, or -1 (data released) if the id is invalid or closing.
     ///
     /// When the connection is idle (nothing pending or queued) the caller's thread writes at
-    /// once, as upstream; what the socket does not take goes to the socket thread.
+    /// once; what the socket does not take goes to the socket thread.
     pub fn send(&self, id: i32, data: SendData<'_>) -> i32 {
         match self.slots.get(id) {
             Some((_, false)) => self.queue_send(id, data, Priority::High, None),
@@ -312,7 +313,7 @@ impl SocketServer {
         }
     }
 
-    /// Every live socket (BIND, LISTEN, TCP, UDP, closing), as upstream lists them: by
+    /// Every live socket (BIND, LISTEN, TCP, UDP, closing), by
     /// decreasing slot. Asks the socket thread; empty if it is not running.
     pub fn info(&self) -> Vec<SocketInfo> {
         if !self.running.load(Ordering::Acquire) {
@@ -338,7 +339,7 @@ impl SocketServer {
         };
         let _stop = StopGuard(self);
         self.running.store(true, Ordering::Release);
-        Worker::new(self, poll).run();
+        SocketThread::new(self, poll).run();
     }
 }
 

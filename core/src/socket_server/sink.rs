@@ -79,7 +79,7 @@ impl SocketEvent {
 pub trait Sink: Send + Sync {
     /// Delivers `ev` to service `owner`; false if it is gone (the event is then dropped).
     fn deliver(&self, owner: u32, ev: SocketEvent) -> bool;
-    /// A log line (upstream `skynet_error(NULL, ...)`).
+    /// A log line from the socket layer (source 0).
     fn log(&self, text: &str);
     /// The time for `rtime`/`wtime` (centiseconds).
     fn now(&self) -> u64;

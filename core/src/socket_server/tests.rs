@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 // --- pure parts ----------------------------------------------------------------------------
 
 #[test]
-fn udp_address_encoding_is_upstreams() {
+fn udp_address_encoding_is_protocol_port_address() {
     let v4: SocketAddr = "127.0.0.1:8080".parse().unwrap();
     let e = encode_udp_address(&v4);
     assert_eq!(e, [1, 0x1f, 0x90, 127, 0, 0, 1]);
@@ -727,7 +727,7 @@ fn info_lists_live_sockets() {
     );
     assert_eq!((t.read, t.rtime, t.opaque), (5, 42, 2));
     assert!(t.reading && !t.writing);
-    // By decreasing slot, as upstream's list.
+    // By decreasing slot.
     assert!(info.windows(2).all(|w| slot_of(w[0].id) > slot_of(w[1].id)));
 }
 

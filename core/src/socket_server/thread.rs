@@ -18,7 +18,7 @@ pub(super) struct Env<'a> {
     pub(super) server: &'a SocketServer,
     poll: Poller,
     /// Events of the current step: delivered after the step's socket closes, so an owner
-    /// that reacts to CLOSE/ERROR already finds the id invalid (as upstream).
+    /// that reacts to CLOSE/ERROR already finds the id invalid.
     pub(super) out: Vec<(u32, SocketEvent)>,
     /// Spare descriptor given up to accept-and-close when out of descriptors (EMFILE).
     pub(super) spare_fd: Option<File>,
@@ -42,7 +42,7 @@ impl Env<'_> {
         self.server.slots.set(s.id, s.state, s.closing);
     }
 
-    /// Sets epoll interest (upstream `enable_read` / `enable_write`).
+    /// Sets epoll interest in reading and writing.
     pub(super) fn interest(&self, s: &mut Socket, read: bool, write: bool) -> io::Result<()> {
         if s.reading == read && s.writing == write {
             return Ok(());
@@ -78,7 +78,7 @@ impl Env<'_> {
         }
     }
 
-    /// Closes a socket for good (upstream `force_close`): no event.
+    /// Closes a socket for good and frees its slot: no event.
     fn force_close(&self, s: Socket) {
         let _ = self.poll.delete(s.io.fd());
         let id = s.id;
@@ -94,15 +94,15 @@ impl Env<'_> {
     }
 }
 
-pub(super) struct Worker<'a> {
+pub(super) struct SocketThread<'a> {
     env: Env<'a>,
     sockets: HashMap<i32, Socket>,
     events: Vec<PollEvent>,
 }
 
-impl<'a> Worker<'a> {
-    pub(super) fn new(server: &'a SocketServer, poll: Poller) -> Worker<'a> {
-        Worker {
+impl<'a> SocketThread<'a> {
+    pub(super) fn new(server: &'a SocketServer, poll: Poller) -> SocketThread<'a> {
+        SocketThread {
             env: Env {
                 server,
                 poll,
