@@ -10,7 +10,8 @@
 //!   ([`Slots`]) is the only state shared with service threads: the id and state of every slot,
 //!   so a send to a closed or closing socket fails at once in the caller.
 //! - Requests travel through a queue plus an eventfd registered in epoll; after each wait the
-//!   socket thread handles the queued requests before the I/O events of that wait.
+//!   socket thread handles queued requests, at most 256 of them, before the I/O events of
+//!   that wait; while requests are left over the next wait does not block.
 //! - Each socket has a high- and a low-priority send list ([`SendLists`]); pending bytes
 //!   trigger the 1 MiB warning (and its "drained" event), and a hard
 //!   `socket_send_limit` that closes the connection.
@@ -55,6 +56,8 @@ const MAX_READ_BUFFER: usize = 1 << 24;
 const MAX_EVENT: usize = 64;
 const MAX_ACCEPT_PER_EVENT: usize = 64;
 const WAKE_TOKEN: u64 = u64::MAX;
+/// Most requests the socket thread handles before it looks at I/O again.
+const MAX_REQUESTS_PER_ROUND: usize = 256;
 
 /// `SKYNET_SOCKET_TYPE_*`: the `type` of a socket event.
 pub mod event {

@@ -22,7 +22,7 @@ pub struct SocketServer {
     pub(super) slots: Slots,
     pub(super) queue: Mutex<Queue>,
     pub(super) waker: Waker,
-    poller: Mutex<Option<Poller>>,
+    pub(super) poller: Mutex<Option<Poller>>,
     pub(super) sink: Box<dyn Sink>,
     pub(super) send_limit: usize,
     running: AtomicBool,

@@ -2,6 +2,8 @@
 //! ids, event layout) and the socket thread on loopback with a recording sink. Every wait is
 //! bounded.
 
+use super::socket::Io;
+use super::thread::SocketThread;
 use super::*;
 use crate::buffer::Payload;
 use std::io::{self, Read, Write};
@@ -847,4 +849,117 @@ fn concurrent_senders_keep_each_senders_order() {
     let info = h.srv.info();
     let me = info.iter().find(|i| i.id == id).unwrap();
     assert!(me.write > 0 && me.wtime == 42);
+}
+
+// --- request rounds --------------------------------------------------------------------------
+
+/// A server whose socket thread the test drives round by round, and the events it delivers.
+fn unstarted() -> (SocketServer, mpsc::Receiver<Ev>) {
+    let (tx, rx) = mpsc::channel();
+    let sink = Recorder {
+        tx: StdMutex::new(tx),
+        logs: Arc::new(StdMutex::new(Vec::new())),
+    };
+    (
+        SocketServer::new(SocketConfig::default(), Box::new(sink)).unwrap(),
+        rx,
+    )
+}
+
+fn delivered(rx: &mpsc::Receiver<Ev>) -> Vec<(i32, i32)> {
+    rx.try_iter().map(|e| (e.ty, e.id)).collect()
+}
+
+#[test]
+fn a_round_handles_at_most_the_bound_and_the_rest_in_later_rounds() {
+    let (srv, rx) = unstarted();
+    let poll = srv.poller.lock().take().unwrap();
+    let mut t = SocketThread::new(&srv, poll);
+    assert_eq!(t.requests_per_round, MAX_REQUESTS_PER_ROUND);
+    t.requests_per_round = 3;
+    // Starting an unknown id answers ERROR at once: one event per handled request.
+    for k in 0..8 {
+        srv.start(7, 1000 + k);
+    }
+    let errors = |ids: &[i32]| ids.iter().map(|&id| (event::ERROR, id)).collect::<Vec<_>>();
+    assert_eq!(t.poll_timeout(), None);
+    assert!(t.handle_requests());
+    assert_eq!(delivered(&rx), errors(&[1000, 1001, 1002]));
+    assert_eq!(
+        t.poll_timeout(),
+        Some(0),
+        "requests left: the next wait must not block"
+    );
+    srv.start(7, 2000); // queued behind the backlog
+    assert!(t.handle_requests());
+    assert_eq!(delivered(&rx), errors(&[1003, 1004, 1005]));
+    assert!(t.handle_requests());
+    assert_eq!(delivered(&rx), errors(&[1006, 1007, 2000]));
+    assert_eq!(t.poll_timeout(), None);
+    assert!(t.handle_requests());
+    assert_eq!(delivered(&rx), []);
+    // Exit ends the loop even behind other requests, and nothing after it is handled.
+    srv.start(7, 3000);
+    srv.exit();
+    srv.start(7, 3001);
+    assert!(!t.handle_requests());
+    assert_eq!(delivered(&rx), errors(&[3000]));
+}
+
+#[test]
+fn a_request_flood_does_not_hold_back_the_io_of_the_round() {
+    let (srv, rx) = unstarted();
+    let poll = srv.poller.lock().take().unwrap();
+    let mut t = SocketThread::new(&srv, poll);
+    t.requests_per_round = 2;
+    let lid = srv.listen(1, Some("127.0.0.1"), 0, 8);
+    assert!(t.round());
+    let ev = rx.try_recv().unwrap();
+    assert_eq!((ev.ty, ev.id), (event::CONNECT, lid));
+    let port = ev.ud as u16;
+    srv.start(1, lid);
+    assert!(t.round());
+    assert_eq!(delivered(&rx), [(event::CONNECT, lid)]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert!(t.round()); // blocks until the listener is readable
+    let ev = rx.try_recv().unwrap();
+    assert_eq!((ev.ty, ev.id), (event::ACCEPT, lid));
+    let cid = ev.ud;
+    srv.start(1, cid);
+    assert!(t.round());
+    assert_eq!(delivered(&rx), [(event::CONNECT, cid)]);
+
+    c.write_all(b"ping").unwrap();
+    // Bounded wait until the bytes are readable on the server side, so the next wait
+    // reports them together with the queued requests.
+    let server_side = match &t.sockets[&cid].io {
+        Io::Stream(s) => s.clone(),
+        _ => panic!("an accepted socket is a stream"),
+    };
+    let deadline = Instant::now() + WAIT;
+    while server_side.peek(&mut [0; 4]).map_or(true, |n| n < 4) {
+        assert!(Instant::now() < deadline, "no data on the accepted socket");
+        thread::yield_now();
+    }
+    for k in 0..5 {
+        srv.start(1, 5000 + k);
+    }
+    assert!(t.round());
+    assert_eq!(
+        delivered(&rx),
+        [
+            (event::ERROR, 5000),
+            (event::ERROR, 5001),
+            (event::DATA, cid)
+        ]
+    );
+    assert_eq!(t.poll_timeout(), Some(0));
+    assert!(t.round());
+    assert_eq!(delivered(&rx), [(event::ERROR, 5002), (event::ERROR, 5003)]);
+    assert!(t.round());
+    assert_eq!(delivered(&rx), [(event::ERROR, 5004)]);
+    assert_eq!(t.poll_timeout(), None);
+    srv.exit();
+    t.run();
+    assert_eq!(srv.open_sockets(), 0);
 }

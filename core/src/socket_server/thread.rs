@@ -6,9 +6,9 @@ use super::server::SocketServer;
 use super::sink::SocketEvent;
 use super::slot::{slot_of, State};
 use super::socket::{After, Io, Socket};
-use super::{MAX_EVENT, MAX_UDP_PACKAGE, WAKE_TOKEN};
+use super::{MAX_EVENT, MAX_REQUESTS_PER_ROUND, MAX_UDP_PACKAGE, WAKE_TOKEN};
 use crate::poll::{PollEvent, Poller};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io;
 use std::net::Shutdown;
@@ -96,8 +96,12 @@ impl Env<'_> {
 
 pub(super) struct SocketThread<'a> {
     env: Env<'a>,
-    sockets: HashMap<i32, Socket>,
+    pub(super) sockets: HashMap<i32, Socket>,
     events: Vec<PollEvent>,
+    /// Requests taken from the queue and not yet handled (beyond a round's bound).
+    backlog: VecDeque<Request>,
+    /// Most requests handled in one round, before the I/O events of that round.
+    pub(super) requests_per_round: usize,
 }
 
 impl<'a> SocketThread<'a> {
@@ -112,55 +116,73 @@ impl<'a> SocketThread<'a> {
             },
             sockets: HashMap::new(),
             events: Vec::with_capacity(MAX_EVENT),
+            backlog: VecDeque::new(),
+            requests_per_round: MAX_REQUESTS_PER_ROUND,
         }
     }
 
     pub(super) fn run(&mut self) {
-        loop {
-            self.events.clear();
-            if let Err(e) = self.env.poll.wait(&mut self.events, None) {
-                self.env
-                    .log(&format!("socket-server error: {}", strerror(&e)));
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                continue;
-            }
-            // Control requests first.
-            if !self.handle_requests() {
-                break;
-            }
-            let events = std::mem::take(&mut self.events);
-            for ev in &events {
-                if ev.token != WAKE_TOKEN {
-                    self.on_event(ev);
-                }
-            }
-            self.events = events;
-            self.env.server.sink.flush();
-        }
+        while self.round() {}
         for (_, s) in self.sockets.drain() {
             self.env.force_close(s);
         }
     }
 
-    /// Handles every queued request; false on Exit.
-    fn handle_requests(&mut self) -> bool {
-        loop {
-            self.env.server.waker.reset();
-            let batch = {
-                let mut q = self.env.server.queue.lock();
-                q.signaled = false;
-                std::mem::take(&mut q.requests)
-            };
-            if batch.is_empty() {
-                return true;
-            }
-            let mut requests = batch.into_iter();
-            for r in requests.by_ref() {
-                if !self.request(r) {
-                    return false;
-                }
+    /// One round: waits for I/O (not at all while requests are left over), handles at most
+    /// `requests_per_round` requests, then the I/O events of the wait. False on Exit.
+    pub(super) fn round(&mut self) -> bool {
+        self.events.clear();
+        let timeout = self.poll_timeout();
+        if let Err(e) = self.env.poll.wait(&mut self.events, timeout) {
+            self.env
+                .log(&format!("socket-server error: {}", strerror(&e)));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            return true;
+        }
+        // Requests first.
+        if !self.handle_requests() {
+            return false;
+        }
+        let events = std::mem::take(&mut self.events);
+        for ev in &events {
+            if ev.token != WAKE_TOKEN {
+                self.on_event(ev);
             }
         }
+        self.events = events;
+        self.env.server.sink.flush();
+        true
+    }
+
+    /// How long the next wait may block, in ms: for ever, or not at all while requests are
+    /// left over from the last round.
+    pub(super) fn poll_timeout(&self) -> Option<u16> {
+        if self.backlog.is_empty() {
+            None
+        } else {
+            Some(0)
+        }
+    }
+
+    /// Handles queued requests in order, at most `requests_per_round` of them: the rest stay
+    /// in the backlog for the next rounds, so a flood of requests cannot starve I/O. The queue
+    /// is taken only once the backlog is empty. False on Exit.
+    pub(super) fn handle_requests(&mut self) -> bool {
+        for _ in 0..self.requests_per_round {
+            if self.backlog.is_empty() {
+                self.env.server.waker.reset();
+                let mut q = self.env.server.queue.lock();
+                q.signaled = false;
+                self.backlog = VecDeque::from(std::mem::take(&mut q.requests));
+            }
+            let Some(r) = self.backlog.pop_front() else {
+                return true;
+            };
+            if !self.request(r) {
+                return false;
+            }
+        }
+        true
     }
 
     /// Delivers the step's events.
