@@ -12,6 +12,9 @@
 //! - Requests travel through a queue plus an eventfd registered in epoll; after each wait the
 //!   socket thread handles queued requests, at most 256 of them, before the I/O events of
 //!   that wait; while requests are left over the next wait does not block.
+//! - `connect` to a host name looks the name up on a resolver thread, so a
+//!   slow name server never holds up I/O; requests on that id made meanwhile wait for the
+//!   lookup and are handled in order after it. IP literals connect at once.
 //! - Each socket has a high- and a low-priority send list ([`SendLists`]); pending bytes
 //!   trigger the 1 MiB warning (and its "drained" event), and a hard
 //!   `socket_send_limit` that closes the connection.
@@ -26,6 +29,7 @@ mod address;
 mod on_io;
 mod on_request;
 mod request;
+mod resolver;
 mod send_list;
 mod server;
 mod sink;
@@ -56,6 +60,7 @@ const MAX_READ_BUFFER: usize = 1 << 24;
 const MAX_EVENT: usize = 64;
 const MAX_ACCEPT_PER_EVENT: usize = 64;
 const WAKE_TOKEN: u64 = u64::MAX;
+const RESOLVER_TOKEN: u64 = u64::MAX - 1;
 /// Most requests the socket thread handles before it looks at I/O again.
 const MAX_REQUESTS_PER_ROUND: usize = 256;
 

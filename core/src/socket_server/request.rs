@@ -41,7 +41,7 @@ impl SendData<'_> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SocketInfo {
     pub id: i32,
-    /// [`info_type`].
+    /// [`info_type`](super::info_type).
     pub kind: i32,
     /// Owner handle.
     pub opaque: u64,
@@ -114,6 +114,26 @@ pub(super) enum Request {
     Info {
         reply: mpsc::Sender<Vec<SocketInfo>>,
     },
+}
+
+impl Request {
+    /// The live socket this request acts on (not one it creates).
+    pub(super) fn target(&self) -> Option<i32> {
+        match self {
+            Request::Start { id, .. }
+            | Request::Pause { id }
+            | Request::Close { id, .. }
+            | Request::Send { id, .. }
+            | Request::SetUdp { id, .. }
+            | Request::Nodelay { id } => Some(*id),
+            Request::Bind { .. }
+            | Request::Listen { .. }
+            | Request::Connect { .. }
+            | Request::Udp { .. }
+            | Request::Exit
+            | Request::Info { .. } => None,
+        }
+    }
 }
 
 pub(super) struct Queue {

@@ -2,6 +2,7 @@
 
 use super::address::{bind_socket, decode_udp_address, protocol_of, resolve};
 use super::request::{Queue, Request, SendData, SocketInfo};
+use super::resolver::Lookup;
 use super::send_list::Priority;
 use super::sink::Sink;
 use super::slot::{slot_of, Slots, State};
@@ -14,7 +15,7 @@ use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 /// The socket server: the API services call (from any thread) and [`SocketServer::run`], the
 /// socket thread's loop.
@@ -25,6 +26,8 @@ pub struct SocketServer {
     pub(super) poller: Mutex<Option<Poller>>,
     pub(super) sink: Box<dyn Sink>,
     pub(super) send_limit: usize,
+    /// Name lookups for `connect` (on the resolver thread).
+    pub(super) lookup: Lookup,
     running: AtomicBool,
 }
 
@@ -46,6 +49,7 @@ impl SocketServer {
             poller: Mutex::new(Some(poller)),
             sink,
             send_limit: config.send_limit,
+            lookup: Arc::new(|host: &str, port: i32| resolve(Some(host), port)),
             running: AtomicBool::new(false),
         })
     }
@@ -110,8 +114,9 @@ impl SocketServer {
         })
     }
 
-    /// Connects asynchronously: the id at once; CONNECT (peer IP) or ERROR later. -1 if the
-    /// host name is too long (232 bytes or more) or no slot is free.
+    /// Connects asynchronously: the id at once; CONNECT (peer IP) or ERROR later. A host
+    /// name is looked up off the socket thread. -1 if the host name is too long (232 bytes
+    /// or more) or no slot is free.
     pub fn connect(&self, owner: u32, host: &str, port: i32) -> i32 {
         if host.len() + 24 >= 256 {
             self.sink

@@ -1,12 +1,13 @@
 //! The socket thread: its state, its loop and how it dispatches requests and events.
 
-use super::address::strerror;
+use super::address::{resolve, strerror};
 use super::request::{Request, SocketInfo};
+use super::resolver::{needs_lookup, Resolved, Resolver};
 use super::server::SocketServer;
 use super::sink::SocketEvent;
 use super::slot::{slot_of, State};
 use super::socket::{After, Io, Socket};
-use super::{MAX_EVENT, MAX_REQUESTS_PER_ROUND, MAX_UDP_PACKAGE, WAKE_TOKEN};
+use super::{MAX_EVENT, MAX_REQUESTS_PER_ROUND, MAX_UDP_PACKAGE, RESOLVER_TOKEN, WAKE_TOKEN};
 use crate::poll::{PollEvent, Poller};
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -102,10 +103,23 @@ pub(super) struct SocketThread<'a> {
     backlog: VecDeque<Request>,
     /// Most requests handled in one round, before the I/O events of that round.
     pub(super) requests_per_round: usize,
+    /// Host-name lookups for `connect` (`None`: no waker could be made; lookups then run
+    /// on this thread).
+    resolver: Option<Resolver>,
+    /// Connections whose host name is being looked up.
+    resolving: HashMap<i32, PendingConnect>,
+}
+
+/// A connection waiting for its lookup, and the requests made on it meanwhile (handled, in
+/// order, once it is connecting).
+struct PendingConnect {
+    owner: u32,
+    deferred: Vec<Request>,
 }
 
 impl<'a> SocketThread<'a> {
     pub(super) fn new(server: &'a SocketServer, poll: Poller) -> SocketThread<'a> {
+        let resolver = Resolver::new(server.lookup.clone(), &poll, RESOLVER_TOKEN).ok();
         SocketThread {
             env: Env {
                 server,
@@ -118,6 +132,8 @@ impl<'a> SocketThread<'a> {
             events: Vec::with_capacity(MAX_EVENT),
             backlog: VecDeque::new(),
             requests_per_round: MAX_REQUESTS_PER_ROUND,
+            resolver,
+            resolving: HashMap::new(),
         }
     }
 
@@ -125,6 +141,9 @@ impl<'a> SocketThread<'a> {
         while self.round() {}
         for (_, s) in self.sockets.drain() {
             self.env.force_close(s);
+        }
+        for (id, _) in self.resolving.drain() {
+            self.env.server.slots.release(id);
         }
     }
 
@@ -145,8 +164,10 @@ impl<'a> SocketThread<'a> {
         }
         let events = std::mem::take(&mut self.events);
         for ev in &events {
-            if ev.token != WAKE_TOKEN {
-                self.on_event(ev);
+            match ev.token {
+                WAKE_TOKEN => {}
+                RESOLVER_TOKEN => self.finish_lookups(),
+                _ => self.on_event(ev),
             }
         }
         self.events = events;
@@ -226,6 +247,10 @@ impl<'a> SocketThread<'a> {
     }
 
     fn request(&mut self, r: Request) -> bool {
+        if let Some(pending) = r.target().and_then(|id| self.resolving.get_mut(&id)) {
+            pending.deferred.push(r);
+            return true;
+        }
         match r {
             Request::Start { id, owner } => {
                 self.env.start(self.sockets.get_mut(&id), id, owner);
@@ -257,7 +282,26 @@ impl<'a> SocketThread<'a> {
                 host,
                 port,
             } => {
-                let s = self.env.connect(id, owner, &host, port);
+                let addrs = if needs_lookup(&host, port) {
+                    match &mut self.resolver {
+                        Some(resolver) => {
+                            self.resolving.insert(
+                                id,
+                                PendingConnect {
+                                    owner,
+                                    deferred: Vec::new(),
+                                },
+                            );
+                            resolver.start(id, host, port);
+                            return true;
+                        }
+                        None => (self.env.server.lookup)(&host, port),
+                    }
+                } else {
+                    // An IP literal (or an invalid port): no lookup, nothing blocks.
+                    resolve(Some(&host), port)
+                };
+                let s = self.env.connect(id, owner, addrs);
                 self.add(s);
             }
             Request::Exit => return false,
@@ -297,6 +341,24 @@ impl<'a> SocketThread<'a> {
             }
         }
         true
+    }
+
+    /// Connects the connections whose lookup finished, then handles the requests made on
+    /// them meanwhile.
+    fn finish_lookups(&mut self) {
+        let Some(resolver) = &self.resolver else {
+            return;
+        };
+        for Resolved { id, addrs } in resolver.take() {
+            let Some(pending) = self.resolving.remove(&id) else {
+                continue;
+            };
+            let s = self.env.connect(id, pending.owner, addrs);
+            self.add(s);
+            for r in pending.deferred {
+                self.request(r);
+            }
+        }
     }
 
     fn info(&self) -> Vec<SocketInfo> {
