@@ -6,7 +6,7 @@ use socket2::{Domain, Socket as RawSocket, Type};
 use std::io::{self};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
-/// Encodes a UDP peer as upstream does: protocol byte (1 IPv4, 2 IPv6), port (network order),
+/// Encodes a UDP peer as skynet does: protocol byte (1 IPv4, 2 IPv6), port (network order),
 /// address bytes: 7 or 19 bytes.
 pub fn encode_udp_address(addr: &SocketAddr) -> Vec<u8> {
     let mut out = Vec::with_capacity(19);
@@ -57,7 +57,7 @@ pub(super) fn protocol_of(addr: &SocketAddr) -> u8 {
     }
 }
 
-/// `ip:port` as upstream prints it (no brackets around IPv6).
+/// `ip:port` as skynet prints it (no brackets around IPv6).
 pub(super) fn addr_name(addr: &SocketAddr) -> String {
     format!("{}:{}", addr.ip(), addr.port())
 }

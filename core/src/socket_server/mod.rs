@@ -1,4 +1,4 @@
-//! The socket server (upstream `socket_server.c` + `skynet_socket.c`, SURFACE 7).
+//! The socket server: every network socket of the node, driven by one thread.
 //!
 //! One socket thread owns every socket: it waits on epoll ([`crate::poll`]), handles the
 //! requests services queue through [`SocketServer`] (listen, connect, send, close, ...) and
@@ -8,24 +8,28 @@
 //! - Ids come from an atomic counter (31 bits); slot = id mod 65536; a slot is free again only
 //!   once its socket is closed, and ids are not reused until the counter wraps. The slot table
 //!   ([`Slots`]) is the only state shared with service threads: the id and state of every slot,
-//!   so a send to a closed or closing socket fails at once, as upstream.
+//!   so a send to a closed or closing socket fails at once in the caller.
 //! - Requests travel through a queue plus an eventfd registered in epoll; after each wait the
-//!   socket thread handles every queued request before the I/O events of that wait (control
-//!   requests first, as upstream's pipe check).
+//!   socket thread handles queued requests, at most 256 of them, before the I/O events of
+//!   that wait; while requests are left over the next wait does not block.
+//! - `connect` to a host name looks the name up on a resolver thread, so a
+//!   slow name server never holds up I/O; requests on that id made meanwhile wait for the
+//!   lookup and are handled in order after it. IP literals connect at once.
 //! - Each socket has a high- and a low-priority send list ([`SendLists`]); pending bytes
-//!   trigger the 1 MiB warning (and its "drained" event), and, beyond upstream, a hard
+//!   trigger the 1 MiB warning (and its "drained" event), and a hard
 //!   `socket_send_limit` that closes the connection.
-//! - `socket_max` caps the open sockets (upstream: the 65536 slots).
+//! - `socket_max` caps the open sockets (at most the 65536 slots).
 //!
 //! A high-priority TCP send to an idle connection (connected, nothing pending, none of its
-//! sends still queued) is written by the caller's thread at once, as upstream's direct write;
+//! sends still queued) is written by the caller's thread at once (a direct write);
 //! the rest goes to the socket thread, which also writes a queued send at once when nothing is
-//! pending (upstream waits for the next EPOLLOUT there).
+//! pending, without waiting for the next writable event.
 
 mod address;
 mod on_io;
 mod on_request;
 mod request;
+mod resolver;
 mod send_list;
 mod server;
 mod sink;
@@ -51,11 +55,14 @@ pub const MAX_UDP_PACKAGE: usize = 65535;
 /// Size of `struct skynet_socket_message`.
 pub const SOCKET_MESSAGE_SIZE: usize = 24;
 const MIN_READ_BUFFER: usize = 64;
-/// Beyond upstream: a read buffer stops doubling here (upstream doubles for ever).
+/// A read buffer that reads fill doubles up to this size, no further.
 const MAX_READ_BUFFER: usize = 1 << 24;
 const MAX_EVENT: usize = 64;
 const MAX_ACCEPT_PER_EVENT: usize = 64;
 const WAKE_TOKEN: u64 = u64::MAX;
+const RESOLVER_TOKEN: u64 = u64::MAX - 1;
+/// Most requests the socket thread handles before it looks at I/O again.
+const MAX_REQUESTS_PER_ROUND: usize = 256;
 
 /// `SKYNET_SOCKET_TYPE_*`: the `type` of a socket event.
 pub mod event {
@@ -85,7 +92,7 @@ pub mod protocol {
     pub const UDPV6: u8 = 2;
 }
 
-/// Limits beyond upstream (config keys `socket_max`, `socket_send_limit`).
+/// Limits of the socket server (config keys `socket_max`, `socket_send_limit`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SocketConfig {
     /// Most sockets open at once (reserved ones included), 1..=65536.

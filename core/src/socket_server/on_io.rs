@@ -16,7 +16,7 @@ use std::net::Shutdown;
 use std::sync::Arc;
 
 impl Env<'_> {
-    /// Flushes the send lists (upstream `send_buffer`).
+    /// Flushes the send lists; a failed write half-closes (see `close_write`).
     pub(super) fn send_buffer(&mut self, s: &mut Socket) -> After {
         let now = self.now();
         let sink = &*self.server.sink;
@@ -91,7 +91,8 @@ impl Env<'_> {
         }
     }
 
-    /// A write failed (upstream `close_write`).
+    /// A write failed: the socket stops writing and its owner gets ERROR, or it closes if
+    /// it was closing or no longer reads.
     fn close_write(&mut self, s: &mut Socket, e: &io::Error) -> After {
         if s.closing || s.state == State::HalfcloseRead {
             return After::Close;
@@ -225,7 +226,8 @@ impl Env<'_> {
         }
     }
 
-    /// A connecting socket became writable or failed (upstream `report_connect`).
+    /// A connecting socket became writable or failed: CONNECT with the peer IP, or ERROR
+    /// and close.
     pub(super) fn report_connect(&mut self, s: &mut Socket) -> After {
         match s.io.take_error() {
             Ok(None) => {}
@@ -251,7 +253,8 @@ impl Env<'_> {
         After::Keep
     }
 
-    /// Accepts pending connections on a listening socket (upstream `report_accept`).
+    /// Accepts pending connections on a listening socket (at most `MAX_ACCEPT_PER_EVENT`
+    /// per event); each one is paused until its owner starts it.
     pub(super) fn accept(&mut self, l: &mut Socket, accepted: &mut Vec<Socket>) {
         for _ in 0..MAX_ACCEPT_PER_EVENT {
             let Io::Listener(listener) = &l.io else {
@@ -271,7 +274,7 @@ impl Env<'_> {
                     }
                     return;
                 }
-                Err(_) => return, // would block, or ignored as upstream
+                Err(_) => return, // would block, or an error that is ignored
             };
             let Some(id) = self.server.slots.reserve() else {
                 drop(stream);

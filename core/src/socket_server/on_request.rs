@@ -1,6 +1,6 @@
 //! What the socket thread does for each request.
 
-use super::address::{gai_text, protocol_of, resolve, strerror};
+use super::address::{gai_text, protocol_of, strerror};
 use super::send_list::{Priority, WriteBuf};
 use super::sink::SocketEvent;
 use super::slot::State;
@@ -94,13 +94,20 @@ impl Env<'_> {
         After::Keep
     }
 
-    pub(super) fn connect(&mut self, id: i32, owner: u32, host: &str, port: i32) -> Option<Socket> {
+    /// Starts connecting `id` to the first of `addrs` that takes a non-blocking connect; a
+    /// failed lookup or connect frees the id and answers ERROR.
+    pub(super) fn connect(
+        &mut self,
+        id: i32,
+        owner: u32,
+        addrs: io::Result<Vec<SocketAddr>>,
+    ) -> Option<Socket> {
         let fail = |env: &mut Self, text: String| {
             env.server.slots.release(id);
             env.emit(owner, SocketEvent::error(id, text));
             None
         };
-        let addrs = match resolve(Some(host), port) {
+        let addrs = match addrs {
             Ok(a) => a,
             Err(e) => return fail(self, gai_text(&e)),
         };
@@ -232,7 +239,7 @@ impl Env<'_> {
     ) -> After {
         let id = s.id;
         if matches!(s.state, State::HalfcloseWrite | State::PAccept) || s.closing {
-            return After::Keep; // dropped, as upstream
+            return After::Keep; // dropped
         }
         if matches!(s.state, State::PListen | State::Listen) {
             self.log(&format!("socket-server error: write to listen fd {id}."));

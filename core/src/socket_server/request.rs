@@ -37,11 +37,11 @@ impl SendData<'_> {
     }
 }
 
-/// One live socket as `skynet_socket_info` lists it (SURFACE 7.9).
+/// One live socket as the socket info listing shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SocketInfo {
     pub id: i32,
-    /// [`info_type`].
+    /// [`info_type`](super::info_type).
     pub kind: i32,
     /// Owner handle.
     pub opaque: u64,
@@ -118,6 +118,27 @@ pub(super) enum Request {
     Info {
         reply: mpsc::Sender<Vec<SocketInfo>>,
     },
+}
+
+impl Request {
+    /// The live socket this request acts on (not one it creates).
+    pub(super) fn target(&self) -> Option<i32> {
+        match self {
+            Request::Start { id, .. }
+            | Request::Pause { id }
+            | Request::Resume { id }
+            | Request::Close { id, .. }
+            | Request::Send { id, .. }
+            | Request::SetUdp { id, .. }
+            | Request::Nodelay { id } => Some(*id),
+            Request::Bind { .. }
+            | Request::Listen { .. }
+            | Request::Connect { .. }
+            | Request::Udp { .. }
+            | Request::Exit
+            | Request::Info { .. } => None,
+        }
+    }
 }
 
 pub(super) struct Queue {

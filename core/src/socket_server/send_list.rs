@@ -144,7 +144,7 @@ impl SendLists {
         ListFlush::Done
     }
 
-    /// Writes as upstream's `send_buffer`: the high list completely, then the low list; a
+    /// Writes the high list completely, then the low list; a
     /// partly written low-list head moves to the (empty) high list so it completes first.
     pub fn flush(
         &mut self,

@@ -2,10 +2,11 @@
 
 use super::address::{bind_socket, decode_udp_address, protocol_of, resolve};
 use super::request::{Queue, Request, SendData, SocketInfo};
+use super::resolver::Lookup;
 use super::send_list::Priority;
 use super::sink::Sink;
 use super::slot::{slot_of, Slots, State};
-use super::thread::Worker;
+use super::thread::SocketThread;
 use super::{protocol, SocketConfig, MAX_EVENT, WAKE_TOKEN};
 use crate::poll::{Poller, Waker};
 use parking_lot::Mutex;
@@ -14,7 +15,7 @@ use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 /// The socket server: the API services call (from any thread) and [`SocketServer::run`], the
 /// socket thread's loop.
@@ -22,9 +23,11 @@ pub struct SocketServer {
     pub(super) slots: Slots,
     pub(super) queue: Mutex<Queue>,
     pub(super) waker: Waker,
-    poller: Mutex<Option<Poller>>,
+    pub(super) poller: Mutex<Option<Poller>>,
     pub(super) sink: Box<dyn Sink>,
     pub(super) send_limit: usize,
+    /// Name lookups for `connect` (on the resolver thread).
+    pub(super) lookup: Lookup,
     running: AtomicBool,
 }
 
@@ -46,6 +49,7 @@ impl SocketServer {
             poller: Mutex::new(Some(poller)),
             sink,
             send_limit: config.send_limit,
+            lookup: Arc::new(|host: &str, port: i32| resolve(Some(host), port)),
             running: AtomicBool::new(false),
         })
     }
@@ -110,8 +114,9 @@ impl SocketServer {
         })
     }
 
-    /// Connects asynchronously: the id at once; CONNECT (peer IP) or ERROR later. -1 if the
-    /// host name is too long (as upstream's request limit) or no slot is free.
+    /// Connects asynchronously: the id at once; CONNECT (peer IP) or ERROR later. A host
+    /// name is looked up off the socket thread. -1 if the host name is too long (232 bytes
+    /// or more) or no slot is free.
     pub fn connect(&self, owner: u32, host: &str, port: i32) -> i32 {
         if host.len() + 24 >= 256 {
             self.sink
@@ -149,7 +154,8 @@ impl SocketServer {
         self.submit(Request::Resume { id });
     }
 
-    /// Graceful close: pending data is flushed first (SURFACE 7.7).
+    /// Graceful close: the owner gets CLOSE at once, reading stops and pending data is
+    /// flushed before the socket closes.
     pub fn close(&self, id: i32) {
         self.submit(Request::Close {
             id,
@@ -170,7 +176,7 @@ impl SocketServer {
     /// High-priority send: 0, or -1 (data released) if the id is invalid or closing.
     ///
     /// When the connection is idle (nothing pending or queued) the caller's thread writes at
-    /// once, as upstream; what the socket does not take goes to the socket thread.
+    /// once; what the socket does not take goes to the socket thread.
     pub fn send(&self, id: i32, data: SendData<'_>) -> i32 {
         match self.slots.get(id) {
             Some((_, false)) => self.queue_send(id, data, Priority::High, None),
@@ -318,7 +324,7 @@ impl SocketServer {
         }
     }
 
-    /// Every live socket (BIND, LISTEN, TCP, UDP, closing), as upstream lists them: by
+    /// Every live socket (BIND, LISTEN, TCP, UDP, closing), by
     /// decreasing slot. Asks the socket thread; empty if it is not running.
     pub fn info(&self) -> Vec<SocketInfo> {
         if !self.running.load(Ordering::Acquire) {
@@ -344,7 +350,7 @@ impl SocketServer {
         };
         let _stop = StopGuard(self);
         self.running.store(true, Ordering::Release);
-        Worker::new(self, poll).run();
+        SocketThread::new(self, poll).run();
     }
 }
 

@@ -93,7 +93,7 @@ pub enum Delivery {
 pub trait Sink: Send + Sync {
     /// Delivers `ev` to service `owner`.
     fn deliver(&self, owner: u32, ev: SocketEvent) -> Delivery;
-    /// A log line (upstream `skynet_error(NULL, ...)`).
+    /// A log line from the socket layer (source 0).
     fn log(&self, text: &str);
     /// The time for `rtime`/`wtime` (centiseconds).
     fn now(&self) -> u64;

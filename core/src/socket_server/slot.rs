@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Internal socket states (upstream `SOCKET_TYPE_*`).
+/// Internal socket states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum State {
@@ -58,7 +58,7 @@ pub fn slot_of(id: i32) -> usize {
     id as u32 as usize % MAX_SOCKET
 }
 
-/// The direct-write side of a slot (upstream's `dw_*` fields and `sending` counter): a caller
+/// The direct-write side of a slot: a caller
 /// may write a send itself, under this lock, when the socket is idle (connected, nothing
 /// pending, not closing: set by the socket thread) and none of its sends is still queued.
 #[derive(Default)]

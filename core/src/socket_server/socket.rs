@@ -174,7 +174,7 @@ pub(super) enum After {
     Close,
 }
 
-/// How a read turned out (upstream's return types that matter to the caller).
+/// How a read turned out.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum ReadOutcome {
     Nothing,

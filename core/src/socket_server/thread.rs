@@ -1,14 +1,15 @@
 //! The socket thread: its state, its loop and how it dispatches requests and events.
 
-use super::address::strerror;
+use super::address::{resolve, strerror};
 use super::request::{Request, SocketInfo};
+use super::resolver::{needs_lookup, Resolved, Resolver};
 use super::server::SocketServer;
 use super::sink::{Delivery, SocketEvent};
 use super::slot::{slot_of, State};
 use super::socket::{After, Io, Socket};
-use super::{MAX_EVENT, MAX_UDP_PACKAGE, WAKE_TOKEN};
+use super::{MAX_EVENT, MAX_REQUESTS_PER_ROUND, MAX_UDP_PACKAGE, RESOLVER_TOKEN, WAKE_TOKEN};
 use crate::poll::{PollEvent, Poller};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io;
 use std::net::Shutdown;
@@ -18,7 +19,7 @@ pub(super) struct Env<'a> {
     pub(super) server: &'a SocketServer,
     poll: Poller,
     /// Events of the current step: delivered after the step's socket closes, so an owner
-    /// that reacts to CLOSE/ERROR already finds the id invalid (as upstream).
+    /// that reacts to CLOSE/ERROR already finds the id invalid.
     pub(super) out: Vec<(u32, SocketEvent)>,
     /// Spare descriptor given up to accept-and-close when out of descriptors (EMFILE).
     pub(super) spare_fd: Option<File>,
@@ -42,7 +43,7 @@ impl Env<'_> {
         self.server.slots.set(s.id, s.state, s.closing);
     }
 
-    /// Sets epoll interest (upstream `enable_read` / `enable_write`).
+    /// Sets epoll interest in reading and writing.
     pub(super) fn interest(&self, s: &mut Socket, read: bool, write: bool) -> io::Result<()> {
         if s.reading == read && s.writing == write {
             return Ok(());
@@ -78,7 +79,7 @@ impl Env<'_> {
         }
     }
 
-    /// Closes a socket for good (upstream `force_close`): no event.
+    /// Closes a socket for good and frees its slot: no event.
     fn force_close(&self, s: Socket) {
         let _ = self.poll.delete(s.io.fd());
         let id = s.id;
@@ -94,15 +95,32 @@ impl Env<'_> {
     }
 }
 
-pub(super) struct Worker<'a> {
+pub(super) struct SocketThread<'a> {
     env: Env<'a>,
-    sockets: HashMap<i32, Socket>,
+    pub(super) sockets: HashMap<i32, Socket>,
     events: Vec<PollEvent>,
+    /// Requests taken from the queue and not yet handled (beyond a round's bound).
+    backlog: VecDeque<Request>,
+    /// Most requests handled in one round, before the I/O events of that round.
+    pub(super) requests_per_round: usize,
+    /// Host-name lookups for `connect` (`None`: no waker could be made; lookups then run
+    /// on this thread).
+    resolver: Option<Resolver>,
+    /// Connections whose host name is being looked up.
+    resolving: HashMap<i32, PendingConnect>,
 }
 
-impl<'a> Worker<'a> {
-    pub(super) fn new(server: &'a SocketServer, poll: Poller) -> Worker<'a> {
-        Worker {
+/// A connection waiting for its lookup, and the requests made on it meanwhile (handled, in
+/// order, once it is connecting).
+struct PendingConnect {
+    owner: u32,
+    deferred: Vec<Request>,
+}
+
+impl<'a> SocketThread<'a> {
+    pub(super) fn new(server: &'a SocketServer, poll: Poller) -> SocketThread<'a> {
+        let resolver = Resolver::new(server.lookup.clone(), &poll, RESOLVER_TOKEN).ok();
+        SocketThread {
             env: Env {
                 server,
                 poll,
@@ -112,55 +130,80 @@ impl<'a> Worker<'a> {
             },
             sockets: HashMap::new(),
             events: Vec::with_capacity(MAX_EVENT),
+            backlog: VecDeque::new(),
+            requests_per_round: MAX_REQUESTS_PER_ROUND,
+            resolver,
+            resolving: HashMap::new(),
         }
     }
 
     pub(super) fn run(&mut self) {
-        loop {
-            self.events.clear();
-            if let Err(e) = self.env.poll.wait(&mut self.events, None) {
-                self.env
-                    .log(&format!("socket-server error: {}", strerror(&e)));
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                continue;
-            }
-            // Control requests first.
-            if !self.handle_requests() {
-                break;
-            }
-            let events = std::mem::take(&mut self.events);
-            for ev in &events {
-                if ev.token != WAKE_TOKEN {
-                    self.on_event(ev);
-                }
-            }
-            self.events = events;
-            self.env.server.sink.flush();
-        }
+        while self.round() {}
         for (_, s) in self.sockets.drain() {
             self.env.force_close(s);
         }
+        for (id, _) in self.resolving.drain() {
+            self.env.server.slots.release(id);
+        }
     }
 
-    /// Handles every queued request; false on Exit.
-    fn handle_requests(&mut self) -> bool {
-        loop {
-            self.env.server.waker.reset();
-            let batch = {
-                let mut q = self.env.server.queue.lock();
-                q.signaled = false;
-                std::mem::take(&mut q.requests)
-            };
-            if batch.is_empty() {
-                return true;
-            }
-            let mut requests = batch.into_iter();
-            for r in requests.by_ref() {
-                if !self.request(r) {
-                    return false;
-                }
+    /// One round: waits for I/O (not at all while requests are left over), handles at most
+    /// `requests_per_round` requests, then the I/O events of the wait. False on Exit.
+    pub(super) fn round(&mut self) -> bool {
+        self.events.clear();
+        let timeout = self.poll_timeout();
+        if let Err(e) = self.env.poll.wait(&mut self.events, timeout) {
+            self.env
+                .log(&format!("socket-server error: {}", strerror(&e)));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            return true;
+        }
+        // Requests first.
+        if !self.handle_requests() {
+            return false;
+        }
+        let events = std::mem::take(&mut self.events);
+        for ev in &events {
+            match ev.token {
+                WAKE_TOKEN => {}
+                RESOLVER_TOKEN => self.finish_lookups(),
+                _ => self.on_event(ev),
             }
         }
+        self.events = events;
+        self.env.server.sink.flush();
+        true
+    }
+
+    /// How long the next wait may block, in ms: for ever, or not at all while requests are
+    /// left over from the last round.
+    pub(super) fn poll_timeout(&self) -> Option<u16> {
+        if self.backlog.is_empty() {
+            None
+        } else {
+            Some(0)
+        }
+    }
+
+    /// Handles queued requests in order, at most `requests_per_round` of them: the rest stay
+    /// in the backlog for the next rounds, so a flood of requests cannot starve I/O. The queue
+    /// is taken only once the backlog is empty. False on Exit.
+    pub(super) fn handle_requests(&mut self) -> bool {
+        for _ in 0..self.requests_per_round {
+            if self.backlog.is_empty() {
+                self.env.server.waker.reset();
+                let mut q = self.env.server.queue.lock();
+                q.signaled = false;
+                self.backlog = VecDeque::from(std::mem::take(&mut q.requests));
+            }
+            let Some(r) = self.backlog.pop_front() else {
+                return true;
+            };
+            if !self.request(r) {
+                return false;
+            }
+        }
+        true
     }
 
     /// Delivers the step's events, then holds the connections whose owner's queue is full
@@ -214,6 +257,10 @@ impl<'a> Worker<'a> {
     }
 
     fn request(&mut self, r: Request) -> bool {
+        if let Some(pending) = r.target().and_then(|id| self.resolving.get_mut(&id)) {
+            pending.deferred.push(r);
+            return true;
+        }
         match r {
             Request::Start { id, owner } => {
                 self.env.start(self.sockets.get_mut(&id), id, owner);
@@ -249,7 +296,26 @@ impl<'a> Worker<'a> {
                 host,
                 port,
             } => {
-                let s = self.env.connect(id, owner, &host, port);
+                let addrs = if needs_lookup(&host, port) {
+                    match &mut self.resolver {
+                        Some(resolver) => {
+                            self.resolving.insert(
+                                id,
+                                PendingConnect {
+                                    owner,
+                                    deferred: Vec::new(),
+                                },
+                            );
+                            resolver.start(id, host, port);
+                            return true;
+                        }
+                        None => (self.env.server.lookup)(&host, port),
+                    }
+                } else {
+                    // An IP literal (or an invalid port): no lookup, nothing blocks.
+                    resolve(Some(&host), port)
+                };
+                let s = self.env.connect(id, owner, addrs);
                 self.add(s);
             }
             Request::Exit => return false,
@@ -289,6 +355,24 @@ impl<'a> Worker<'a> {
             }
         }
         true
+    }
+
+    /// Connects the connections whose lookup finished, then handles the requests made on
+    /// them meanwhile.
+    fn finish_lookups(&mut self) {
+        let Some(resolver) = &self.resolver else {
+            return;
+        };
+        for Resolved { id, addrs } in resolver.take() {
+            let Some(pending) = self.resolving.remove(&id) else {
+                continue;
+            };
+            let s = self.env.connect(id, pending.owner, addrs);
+            self.add(s);
+            for r in pending.deferred {
+                self.request(r);
+            }
+        }
     }
 
     fn info(&self) -> Vec<SocketInfo> {
