@@ -143,6 +143,7 @@ fn manifest_refuses_changed_and_unlisted_files() {
     copy(&so, "t_child.so");
     copy(&so, "x.t_child.so");
     copy(&so, "y.t_child.so");
+    fs::write(d.join("fakelib.so"), "not a library").unwrap();
     write_manifest(
         &d,
         &[
@@ -163,7 +164,7 @@ fn manifest_refuses_changed_and_unlisted_files() {
     append(&d.join("x.t_child.so"), b"\0");
 
     let extra = format!(
-        "{}cpath = {:?}\nload_manifest = {:?}\n",
+        "{}cpath = {:?}\nlua_cpath = cpath\nload_manifest = {:?}\n",
         lua_config(&d),
         format!("{}/?.so", d.display()),
         d.join("manifest").display().to_string(),
@@ -183,6 +184,10 @@ fn manifest_refuses_changed_and_unlisted_files() {
         "listed_cmodule_runs",
         "changed_cmodule_refused",
         "unlisted_cmodule_refused",
+        "unlisted_luaclib_refused",
+        "listed_luaclib_checked",
+        "listed_loadlib",
+        "changed_loadlib_refused",
     ]);
     let manifest = d.join("manifest");
     let m = manifest.display();
@@ -194,7 +199,9 @@ fn manifest_refuses_changed_and_unlisted_files() {
     assert_refused(&out, "Lua file", &d.join("t_mmodchanged.lua"), &mismatch, 2);
     assert_refused(&out, "C module", &d.join("x.t_child.so"), &mismatch, 1);
     assert_refused(&out, "C module", &d.join("y.t_child.so"), &unlisted, 1);
-    assert_eq!(refusals(&out).len(), 7, "{out}");
+    assert_refused(&out, "Lua C module", &d.join("fakelib.so"), &unlisted, 1);
+    assert_refused(&out, "Lua C module", &d.join("x.t_child.so"), &mismatch, 1);
+    assert_eq!(refusals(&out).len(), 9, "{out}");
     let _ = fs::remove_dir_all(&d);
 }
 

@@ -12,14 +12,15 @@
 //!
 //! Under `load_manifest` (see `skynet_core::manifest`) every source this module compiles is
 //! read into memory, checked against the manifest and compiled from those bytes; `dofile` is
-//! replaced too, and `loadfile()` from stdin is refused.
+//! replaced too, and `loadfile()` from stdin is refused. Lua C modules (`package.loadlib` and
+//! the C searchers of `require`) are checked before Lua's own loader opens them.
 
 use crate::lua::lua_function;
 use crate::lua::{ffi, new_lib, push_bytes, to_bytes, CFunction};
 use ffi::lua_State;
 use nix::errno::Errno;
 use parking_lot::Mutex;
-use skynet_core::manifest::{self, Manifest};
+use skynet_core::manifest::{self, Manifest, Refusal};
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
@@ -178,14 +179,8 @@ unsafe fn load_verified(
         }
     };
     if let Err(why) = m.check(path, &content) {
-        let line = m.refusal_line("Lua file", path, &why);
         // SAFETY: valid state.
-        let handle = unsafe { crate::vm::Vm::of(l) }.map_or(0, |vm| vm.handle());
-        if let Some(n) = skynet_core::try_node() {
-            n.log(handle, &line);
-        }
-        // SAFETY: valid state.
-        unsafe { push_bytes(l, line.as_bytes()) };
+        unsafe { refuse(l, m, "Lua file", path, &why) };
         return ffi::LUA_ERRFILE;
     }
     let code = skip_prefix(&content);
@@ -201,6 +196,108 @@ unsafe fn load_verified(
             chunkname.as_ptr() as *const c_char,
             mode,
         )
+    }
+}
+
+/// Logs the refusal of `path` (with the VM's service as the source) and pushes the line.
+///
+/// # Safety
+/// `l` is a valid state with a free stack slot.
+unsafe fn refuse(l: *mut lua_State, m: &Manifest, what: &str, path: &Path, why: &Refusal) {
+    let line = m.refusal_line(what, path, why);
+    // SAFETY: valid state.
+    let handle = unsafe { crate::vm::Vm::of(l) }.map_or(0, |vm| vm.handle());
+    if let Some(n) = skynet_core::try_node() {
+        n.log(handle, &line);
+    }
+    // SAFETY: valid state.
+    unsafe { push_bytes(l, line.as_bytes()) };
+}
+
+/// Checks the Lua C module file `filename` (when it exists: a missing one fails in Lua's own
+/// loader as usual). On refusal the line is logged and pushed, and false returned.
+///
+/// # Safety
+/// `l` is a valid state with a free stack slot.
+unsafe fn c_module_allowed(l: *mut lua_State, m: &Manifest, filename: &CStr) -> bool {
+    let path = Path::new(OsStr::from_bytes(filename.to_bytes()));
+    if !path.exists() {
+        return true;
+    }
+    match m.read_checked(path) {
+        Ok(_) => true,
+        Err(why) => {
+            // SAFETY: per the contract.
+            unsafe { refuse(l, m, "Lua C module", path, &why) };
+            false
+        }
+    }
+}
+
+/// `package.loadlib(path, funcname)` under `load_manifest`: an existing file must match the
+/// manifest (else nil, the refusal line, "open", as loadlib fails); upvalue 1 is the original.
+#[lua_function]
+unsafe extern "C-unwind" fn loadlib_checked(l: *mut lua_State) -> c_int {
+    // SAFETY: valid state; nothing of ours is alive when Lua may raise.
+    unsafe {
+        let path = ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+        ffi::luaL_checklstring(l, 2, std::ptr::null_mut());
+        ffi::lua_settop(l, 2);
+        if let Some(m) = manifest::current() {
+            if !c_module_allowed(l, m, CStr::from_ptr(path)) {
+                ffi::lua_pushnil(l);
+                ffi::lua_insert(l, -2);
+                ffi::lua_pushstring(l, c"open".as_ptr());
+                return 3;
+            }
+        }
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(l, 1);
+        ffi::lua_call(l, 2, ffi::LUA_MULTRET);
+        ffi::lua_gettop(l)
+    }
+}
+
+/// `package.searchers[3]` and `[4]` under `load_manifest`: finds the file the original searcher
+/// (upvalue 1) will open on `package.cpath` (upvalue 2 is the package table; upvalue 3 is true
+/// for the all-in-one searcher, which looks for the name's first component) and checks it
+/// before letting the original load it.
+#[lua_function]
+unsafe extern "C-unwind" fn search_c_checked(l: *mut lua_State) -> c_int {
+    // SAFETY: valid state; raising calls happen while nothing of ours is alive.
+    unsafe {
+        let name = ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+        ffi::lua_settop(l, 1);
+        let root = ffi::lua_toboolean(l, ffi::lua_upvalueindex(3)) != 0;
+        let full = CStr::from_ptr(name).to_bytes();
+        let lookup = match (root, full.iter().position(|&b| b == b'.')) {
+            (false, _) => full.len(),
+            (true, Some(dot)) => dot,
+            (true, None) => 0, // the original finds nothing to load either
+        };
+        if lookup > 0 {
+            if let Some(m) = manifest::current() {
+                ffi::lua_getfield(l, ffi::lua_upvalueindex(2), c"searchpath".as_ptr());
+                ffi::lua_pushlstring(l, name, lookup);
+                ffi::lua_getfield(l, ffi::lua_upvalueindex(2), c"cpath".as_ptr());
+                ffi::lua_call(l, 2, 1);
+                let file = ffi::lua_tolstring(l, -1, std::ptr::null_mut());
+                if !file.is_null() && !c_module_allowed(l, m, CStr::from_ptr(file)) {
+                    return ffi::luaL_error(
+                        l,
+                        c"error loading module '%s' from file '%s':\n\t%s".as_ptr(),
+                        name,
+                        file,
+                        ffi::lua_tolstring(l, -1, std::ptr::null_mut()),
+                    );
+                }
+                ffi::lua_settop(l, 1);
+            }
+        }
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(l, 1);
+        ffi::lua_call(l, 1, ffi::LUA_MULTRET);
+        ffi::lua_gettop(l)
     }
 }
 
@@ -330,6 +427,20 @@ pub unsafe fn install(l: *mut lua_State) {
         if manifest::current().is_some() {
             ffi::lua_pushcfunction(l, dofile);
             ffi::lua_setglobal(l, c"dofile".as_ptr());
+            // package.loadlib and the two C searchers check the file first
+            ffi::lua_getglobal(l, c"package".as_ptr());
+            ffi::lua_getfield(l, -1, c"loadlib".as_ptr());
+            ffi::lua_pushcclosure(l, loadlib_checked, 1);
+            ffi::lua_setfield(l, -2, c"loadlib".as_ptr());
+            ffi::lua_getfield(l, -1, c"searchers".as_ptr());
+            for (i, root) in [(3, false), (4, true)] {
+                ffi::lua_rawgeti(l, -1, i);
+                ffi::lua_pushvalue(l, -3);
+                ffi::lua_pushboolean(l, c_int::from(root));
+                ffi::lua_pushcclosure(l, search_c_checked, 3);
+                ffi::lua_rawseti(l, -2, i);
+            }
+            ffi::lua_pop(l, 2);
         }
         ffi::lua_getglobal(l, c"package".as_ptr());
         ffi::lua_getfield(l, -1, c"searchers".as_ptr());

@@ -1,6 +1,6 @@
 -- t_manifest (bootstrap :2, run by tests/loading.rs under a load_manifest): the listed files
--- load; an unlisted or changed Lua service, Lua module (require, loadfile, dofile) or C module
--- is refused. The test copies this directory (with t.lua and loader.lua) and the C module
+-- load; an unlisted or changed Lua service, Lua module (require, loadfile, dofile), C module or
+-- Lua C module (require, package.loadlib) is refused. The test copies this directory (with t.lua and loader.lua) and the C module
 -- t_child.so into a temporary directory, writes the manifest, then changes some files.
 local t = require "t"
 local c = t.c
@@ -35,5 +35,17 @@ t.start(function()
 	t.check("listed_cmodule_runs", ty == t.RESPONSE and text == "pong", t.show(text))
 	t.eq("changed_cmodule_refused", c.addresscommand("LAUNCH", "x.t_child b"), nil)
 	t.eq("unlisted_cmodule_refused", c.addresscommand("LAUNCH", "y.t_child c"), nil)
+
+	-- Lua C modules (lua_cpath is the same directory)
+	t.raises("unlisted_luaclib_refused", "load_manifest: refused Lua C module", require, "fakelib")
+	-- listed: passes the check and reaches Lua's own loader (t_child.so has no luaopen_ function)
+	t.raises("listed_luaclib_checked", "luaopen_t_child", require, "t_child")
+	t.eq("listed_loadlib", package.loadlib(SERVICE_PATH .. "t_child.so", "*"), true)
+	local r = t.pack(package.loadlib(SERVICE_PATH .. "x.t_child.so", "*"))
+	t.check(
+		"changed_loadlib_refused",
+		r.n == 3 and r[1] == nil and tostring(r[2]):find("does not match", 1, true) and r[3] == "open",
+		t.show_list(r)
+	)
 	t.done()
 end)
