@@ -495,3 +495,19 @@ pub unsafe extern "C-unwind" fn luaopen_skynet_codecache(l: *mut lua_State) -> c
     unsafe { new_lib(l, &FUNCS) };
     1
 }
+
+#[cfg(test)]
+mod tests {
+    use super::skip_prefix;
+
+    #[test]
+    fn verified_source_skips_what_loadfile_skips() {
+        assert_eq!(skip_prefix(b"return 1"), b"return 1");
+        assert_eq!(skip_prefix(b"\xEF\xBB\xBFreturn 1"), b"return 1");
+        // the first line's newline stays, so line numbers do not move
+        assert_eq!(skip_prefix(b"#!/usr/bin/lua\nreturn 1"), b"\nreturn 1");
+        assert_eq!(skip_prefix(b"\xEF\xBB\xBF# x\r\nreturn 1"), b"\nreturn 1");
+        assert_eq!(skip_prefix(b"# only"), b"");
+        assert_eq!(skip_prefix(b" #x\n"), b" #x\n");
+    }
+}
