@@ -227,3 +227,33 @@ fn unreadable_manifest_stops_the_node() {
     assert!(out.stdout_lines.is_empty(), "{out}");
     let _ = fs::remove_dir_all(&d);
 }
+
+/// With upstream's skynet.lua (a checkout in env `SKYNET_UPSTREAM`; skipped without it): the
+/// caller of the interrupted request gets an error (`skynet.call` fails), the callee serves on.
+#[test]
+fn cpu_limit_with_upstream_skynet_lua() {
+    let Some(root) = std::env::var_os("SKYNET_UPSTREAM") else {
+        eprintln!("SKIP: set SKYNET_UPSTREAM to a skynet checkout");
+        return;
+    };
+    let root = Path::new(&root)
+        .canonicalize()
+        .expect("SKYNET_UPSTREAM exists");
+    let ours = repo_root().join("compat-tests/lua/upstream");
+    let extra = format!(
+        "root = {:?}\nharbor = 0\nstart = \"t_cpu_main\"\n\
+         lualoader = root..\"lualib/loader.lua\"\n\
+         lua_path = root..\"lualib/?.lua;\"..root..\"lualib/?/init.lua\"\n\
+         lua_cpath = root..\"luaclib/?.so\"\n\
+         luaservice = root..\"service/?.lua;{}/?.lua\"\n\
+         cpu_limit = 1\n",
+        format!("{}/", root.display()),
+        ours.display()
+    );
+    let out = Node::run(&extra, "snlua bootstrap", TIMEOUT);
+    assert!(!out.timed_out, "{out}");
+    out.assert_line_containing("ran over 1 s: interrupted");
+    out.assert_line_containing("cpu_limit exceeded");
+    out.assert_line_containing("SPIN_CALL ok=false err=");
+    out.assert_line_containing("] AFTER pong");
+}
