@@ -2,8 +2,17 @@
 //! ids, event layout) and the socket thread on loopback with a recording sink. Every wait is
 //! bounded.
 
+use super::resolver::{needs_lookup, Lookup};
+use super::socket::Io;
+use super::thread::SocketThread;
 use super::*;
+use crate::buffer::Payload;
+use std::io::{self, Read, Write};
 use std::net::Shutdown as NetShutdown;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -11,7 +20,7 @@ use std::time::{Duration, Instant};
 // --- pure parts ----------------------------------------------------------------------------
 
 #[test]
-fn udp_address_encoding_is_upstreams() {
+fn udp_address_encoding_is_protocol_port_address() {
     let v4: SocketAddr = "127.0.0.1:8080".parse().unwrap();
     let e = encode_udp_address(&v4);
     assert_eq!(e, [1, 0x1f, 0x90, 127, 0, 0, 1]);
@@ -255,13 +264,26 @@ const WAIT: Duration = Duration::from_secs(5);
 
 impl Harness {
     fn new(cfg: SocketConfig) -> Harness {
+        Harness::start(cfg, None)
+    }
+
+    /// A harness whose `connect` name lookups go through `lookup`.
+    fn with_lookup(lookup: Lookup) -> Harness {
+        Harness::start(SocketConfig::default(), Some(lookup))
+    }
+
+    fn start(cfg: SocketConfig, lookup: Option<Lookup>) -> Harness {
         let (tx, rx) = mpsc::channel();
         let logs = Arc::new(StdMutex::new(Vec::new()));
         let sink = Recorder {
             tx: StdMutex::new(tx),
             logs: logs.clone(),
         };
-        let srv = Arc::new(SocketServer::new(cfg, Box::new(sink)).unwrap());
+        let mut srv = SocketServer::new(cfg, Box::new(sink)).unwrap();
+        if let Some(lookup) = lookup {
+            srv.lookup = lookup;
+        }
+        let srv = Arc::new(srv);
         let thread = Some(thread::spawn({
             let srv = srv.clone();
             move || srv.run()
@@ -721,7 +743,7 @@ fn info_lists_live_sockets() {
     );
     assert_eq!((t.read, t.rtime, t.opaque), (5, 42, 2));
     assert!(t.reading && !t.writing);
-    // By decreasing slot, as upstream's list.
+    // By decreasing slot.
     assert!(info.windows(2).all(|w| slot_of(w[0].id) > slot_of(w[1].id)));
 }
 
@@ -841,4 +863,260 @@ fn concurrent_senders_keep_each_senders_order() {
     let info = h.srv.info();
     let me = info.iter().find(|i| i.id == id).unwrap();
     assert!(me.write > 0 && me.wtime == 42);
+}
+
+// --- request rounds --------------------------------------------------------------------------
+
+/// A server whose socket thread the test drives round by round, and the events it delivers.
+fn unstarted() -> (SocketServer, mpsc::Receiver<Ev>) {
+    let (tx, rx) = mpsc::channel();
+    let sink = Recorder {
+        tx: StdMutex::new(tx),
+        logs: Arc::new(StdMutex::new(Vec::new())),
+    };
+    (
+        SocketServer::new(SocketConfig::default(), Box::new(sink)).unwrap(),
+        rx,
+    )
+}
+
+fn delivered(rx: &mpsc::Receiver<Ev>) -> Vec<(i32, i32)> {
+    rx.try_iter().map(|e| (e.ty, e.id)).collect()
+}
+
+#[test]
+fn a_round_handles_at_most_the_bound_and_the_rest_in_later_rounds() {
+    let (srv, rx) = unstarted();
+    let poll = srv.poller.lock().take().unwrap();
+    let mut t = SocketThread::new(&srv, poll);
+    assert_eq!(t.requests_per_round, MAX_REQUESTS_PER_ROUND);
+    t.requests_per_round = 3;
+    // Starting an unknown id answers ERROR at once: one event per handled request.
+    for k in 0..8 {
+        srv.start(7, 1000 + k);
+    }
+    let errors = |ids: &[i32]| ids.iter().map(|&id| (event::ERROR, id)).collect::<Vec<_>>();
+    assert_eq!(t.poll_timeout(), None);
+    assert!(t.handle_requests());
+    assert_eq!(delivered(&rx), errors(&[1000, 1001, 1002]));
+    assert_eq!(
+        t.poll_timeout(),
+        Some(0),
+        "requests left: the next wait must not block"
+    );
+    srv.start(7, 2000); // queued behind the backlog
+    assert!(t.handle_requests());
+    assert_eq!(delivered(&rx), errors(&[1003, 1004, 1005]));
+    assert!(t.handle_requests());
+    assert_eq!(delivered(&rx), errors(&[1006, 1007, 2000]));
+    assert_eq!(t.poll_timeout(), None);
+    assert!(t.handle_requests());
+    assert_eq!(delivered(&rx), []);
+    // Exit ends the loop even behind other requests, and nothing after it is handled.
+    srv.start(7, 3000);
+    srv.exit();
+    srv.start(7, 3001);
+    assert!(!t.handle_requests());
+    assert_eq!(delivered(&rx), errors(&[3000]));
+}
+
+#[test]
+fn a_request_flood_does_not_hold_back_the_io_of_the_round() {
+    let (srv, rx) = unstarted();
+    let poll = srv.poller.lock().take().unwrap();
+    let mut t = SocketThread::new(&srv, poll);
+    t.requests_per_round = 2;
+    let lid = srv.listen(1, Some("127.0.0.1"), 0, 8);
+    assert!(t.round());
+    let ev = rx.try_recv().unwrap();
+    assert_eq!((ev.ty, ev.id), (event::CONNECT, lid));
+    let port = ev.ud as u16;
+    srv.start(1, lid);
+    assert!(t.round());
+    assert_eq!(delivered(&rx), [(event::CONNECT, lid)]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert!(t.round()); // blocks until the listener is readable
+    let ev = rx.try_recv().unwrap();
+    assert_eq!((ev.ty, ev.id), (event::ACCEPT, lid));
+    let cid = ev.ud;
+    srv.start(1, cid);
+    assert!(t.round());
+    assert_eq!(delivered(&rx), [(event::CONNECT, cid)]);
+
+    c.write_all(b"ping").unwrap();
+    // Bounded wait until the bytes are readable on the server side, so the next wait
+    // reports them together with the queued requests.
+    let server_side = match &t.sockets[&cid].io {
+        Io::Stream(s) => s.clone(),
+        _ => panic!("an accepted socket is a stream"),
+    };
+    let deadline = Instant::now() + WAIT;
+    while server_side.peek(&mut [0; 4]).map_or(true, |n| n < 4) {
+        assert!(Instant::now() < deadline, "no data on the accepted socket");
+        thread::yield_now();
+    }
+    for k in 0..5 {
+        srv.start(1, 5000 + k);
+    }
+    assert!(t.round());
+    assert_eq!(
+        delivered(&rx),
+        [
+            (event::ERROR, 5000),
+            (event::ERROR, 5001),
+            (event::DATA, cid)
+        ]
+    );
+    assert_eq!(t.poll_timeout(), Some(0));
+    assert!(t.round());
+    assert_eq!(delivered(&rx), [(event::ERROR, 5002), (event::ERROR, 5003)]);
+    assert!(t.round());
+    assert_eq!(delivered(&rx), [(event::ERROR, 5004)]);
+    assert_eq!(t.poll_timeout(), None);
+    srv.exit();
+    t.run();
+    assert_eq!(srv.open_sockets(), 0);
+}
+
+// --- name lookups ----------------------------------------------------------------------------
+
+#[test]
+fn only_host_names_need_a_lookup() {
+    assert!(needs_lookup("localhost", 80));
+    assert!(needs_lookup("example.invalid", 0));
+    assert!(!needs_lookup("127.0.0.1", 80));
+    assert!(!needs_lookup("::1", 80));
+    assert!(!needs_lookup("", 80));
+    // An invalid port fails at once, without a lookup.
+    assert!(!needs_lookup("localhost", 70000));
+    assert!(!needs_lookup("localhost", -1));
+}
+
+/// A lookup that reports each call (host, thread) and answers only when the test says so.
+struct GatedLookup {
+    calls: mpsc::Receiver<(String, thread::ThreadId)>,
+    answers: mpsc::Sender<io::Result<Vec<SocketAddr>>>,
+}
+
+fn gated_lookup() -> (Lookup, GatedLookup) {
+    let (call_tx, calls) = mpsc::channel();
+    let (answers, answer_rx) = mpsc::channel::<io::Result<Vec<SocketAddr>>>();
+    let call_tx = StdMutex::new(call_tx);
+    let answer_rx = StdMutex::new(answer_rx);
+    let lookup: Lookup = Arc::new(move |host: &str, _port: i32| {
+        let _ = call_tx
+            .lock()
+            .unwrap()
+            .send((host.to_owned(), thread::current().id()));
+        answer_rx
+            .lock()
+            .unwrap()
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+    });
+    (lookup, GatedLookup { calls, answers })
+}
+
+impl GatedLookup {
+    fn called(&self) -> (String, thread::ThreadId) {
+        self.calls.recv_timeout(WAIT).expect("a lookup within 5 s")
+    }
+}
+
+#[test]
+fn a_pending_lookup_holds_up_neither_io_nor_requests_on_the_connection() {
+    let (lookup, gate) = gated_lookup();
+    let h = Harness::with_lookup(lookup);
+    let socket_thread = h.thread.as_ref().unwrap().thread().id();
+    let (lid, port) = h.listen(1, "127.0.0.1");
+    let slow = h.srv.connect(2, "slow.example", i32::from(port));
+    assert!(slow > 0);
+    let (host, looked_up_on) = gate.called();
+    assert_eq!(host, "slow.example");
+    assert_ne!(
+        looked_up_on, socket_thread,
+        "the lookup runs off the socket thread"
+    );
+    // Sent before the connection exists: handled once it is connecting, in order.
+    assert_eq!(h.srv.send(slow, SendData::Borrowed(b"early ")), 0);
+    assert_eq!(h.srv.send(slow, SendData::Borrowed(b"bird")), 0);
+
+    // The lookup cannot finish before the test answers it: meanwhile other connections
+    // connect, accept and carry data.
+    let lit = h.srv.connect(3, "127.0.0.1", i32::from(port));
+    let mut got = [h.next(), h.next()];
+    got.sort_by_key(|e| e.ty);
+    assert_eq!((got[0].ty, got[0].id), (event::CONNECT, lit));
+    assert_eq!((got[1].ty, got[1].id), (event::ACCEPT, lid));
+    let (mut c, cid) = h.accept(lid, 1, port);
+    c.write_all(b"ping").unwrap();
+    assert_eq!(h.read_data(cid, 4), b"ping");
+    assert_eq!(h.srv.send(cid, SendData::Borrowed(b"pong")), 0);
+    assert_eq!(read_exact(&mut c, 4), b"pong");
+    assert_eq!(h.srv.state(slow), Some(State::Reserve));
+    assert!(h.srv.info().iter().all(|i| i.id != slow));
+
+    // Answered: the connection connects and the early sends follow.
+    gate.answers
+        .send(Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))]))
+        .unwrap();
+    let mut got = [h.next(), h.next()];
+    got.sort_by_key(|e| e.ty);
+    assert_eq!((got[0].ty, got[0].id), (event::CONNECT, slow));
+    assert_eq!((got[0].owner, got[0].text.as_str()), (2, "127.0.0.1"));
+    assert_eq!((got[1].ty, got[1].id), (event::ACCEPT, lid));
+    let peer = got[1].ud;
+    h.srv.start(1, peer);
+    assert_eq!(h.expect(event::CONNECT, peer).text, "start");
+    assert_eq!(h.read_data(peer, 10), b"early bird");
+
+    // A lookup still pending at exit: its id is freed (the harness checks no socket is left).
+    let never = h.srv.connect(2, "never.example", 80);
+    assert!(never > 0);
+    assert_eq!(gate.called().0, "never.example");
+}
+
+#[test]
+fn a_failed_lookup_answers_error_and_frees_the_id_with_its_requests() {
+    let (lookup, gate) = gated_lookup();
+    let h = Harness::with_lookup(lookup);
+    let id = h.srv.connect(2, "nowhere.example", 80);
+    assert!(id > 0);
+    gate.called();
+    // A close made while the lookup is pending waits for it, and then finds no socket.
+    h.srv.close(id);
+    gate.answers
+        .send(Err(io::Error::other(
+            "failed to lookup address information: Name or service not known",
+        )))
+        .unwrap();
+    let ev = h.next();
+    assert_eq!((ev.ty, ev.id, ev.owner), (event::ERROR, id, 2), "{ev:?}");
+    assert_eq!(ev.text, "Name or service not known");
+    // The deferred close found no socket: the next event is the answer to a later request.
+    h.srv.start(2, id);
+    let ev = h.next();
+    assert_eq!(
+        (ev.ty, ev.id, ev.text.as_str()),
+        (event::ERROR, id, "invalid socket")
+    );
+    assert_eq!(h.srv.state(id), None);
+    assert_eq!(h.srv.open_sockets(), 0);
+}
+
+#[test]
+fn a_close_made_during_the_lookup_closes_after_the_connect() {
+    let (lookup, gate) = gated_lookup();
+    let h = Harness::with_lookup(lookup);
+    let (_, port) = h.listen(1, "127.0.0.1");
+    let id = h.srv.connect(2, "slow.example", i32::from(port));
+    gate.called();
+    h.srv.close(id);
+    gate.answers
+        .send(Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))]))
+        .unwrap();
+    // As for a literal address: the connect starts, then the close ends it with CLOSE.
+    let ev = h.expect(event::CLOSE, id);
+    assert_eq!(ev.owner, 2);
+    assert_eq!(h.srv.state(id), None);
 }
