@@ -8,6 +8,7 @@
 //! - [`module`]: built-in and loadable service modules
 //! - [`harbor`]: the core side of remote messages
 //! - [`env`], [`log`], [`monitor`], [`daemon`], [`start`]
+//! - [`manifest`]: verified loading (`load_manifest`)
 
 pub mod buffer;
 pub mod command;
@@ -17,6 +18,7 @@ pub mod handle;
 pub mod harbor;
 pub mod localtime;
 pub mod log;
+pub mod manifest;
 pub mod module;
 pub mod monitor;
 pub mod mq;

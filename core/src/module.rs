@@ -66,6 +66,15 @@ pub trait Instance: Send + Sync {
     fn init(&self, ctx: &Arc<Context>, parm: Option<&str>) -> bool;
     /// Upstream `_signal`: runs on the thread issuing SIGNAL, concurrently with callbacks.
     fn signal(&self, _sig: i32) {}
+    /// `cpu_limit`: interrupts the handler running now (from the monitor thread, concurrently
+    /// with it). True if the instance can do so (snlua); the default cannot.
+    fn interrupt(&self) -> bool {
+        false
+    }
+    /// Whether [`Instance::interrupt`] can work (without interrupting anything).
+    fn can_interrupt(&self) -> bool {
+        false
+    }
 }
 
 /// Finds and loads modules that are not built in.
@@ -164,6 +173,8 @@ impl Modules {
             (Some(b), false) => b.clone(),
             _ => match (self.load_so(name), builtin) {
                 (Ok(m), _) => m,
+                // A module file the manifest refused is not replaced by the built-in.
+                (Err(e), _) if e.starts_with(crate::manifest::REFUSED) => return Err(e),
                 (Err(_), Some(b)) => b,
                 (Err(e), None) => return Err(e),
             },

@@ -175,6 +175,17 @@ impl Context {
         }
     }
 
+    /// Interrupts the running handler (see [`Instance::interrupt`]); false if the service's
+    /// module cannot.
+    pub fn interrupt(&self) -> bool {
+        self.instance.as_ref().is_some_and(|i| i.interrupt())
+    }
+
+    /// Whether [`Context::interrupt`] can work for this service.
+    pub fn can_interrupt(&self) -> bool {
+        self.instance.as_ref().is_some_and(|i| i.can_interrupt())
+    }
+
     pub fn set_endless(&self) {
         self.endless.store(true, Ordering::Relaxed);
     }

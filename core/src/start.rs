@@ -7,7 +7,7 @@
 
 use crate::buffer::Payload;
 use crate::command::split_launch;
-use crate::monitor::MonitorSlot;
+use crate::monitor::{CpuWatch, MonitorSlot, CPU_TICK};
 use crate::mq::{set_worker_thread, Message};
 use crate::ptype;
 use crate::server::{panic_text, set_current_handle, thread_kind, CpuClock, Node};
@@ -15,7 +15,7 @@ use crate::socket_server::SocketConfig;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What `start` needs from the config.
 pub struct StartConfig {
@@ -25,6 +25,8 @@ pub struct StartConfig {
     pub bootstrap: String,
     /// `socket_max`, `socket_send_limit`.
     pub socket: SocketConfig,
+    /// `cpu_limit`: seconds one handler may run before the monitor interrupts it (0: off).
+    pub cpu_limit: u64,
 }
 
 /// Scheduling weight of worker `i`: how much of its queue a turn takes (SURFACE 5.2).
@@ -70,7 +72,8 @@ pub fn start(node: &'static Node, cfg: &StartConfig) -> Result<(), String> {
     let threads = [
         spawn("monitor", {
             let slots = slots.clone();
-            move || monitor_thread(node, &slots)
+            let cpu_limit = cfg.cpu_limit;
+            move || monitor_thread(node, &slots, cpu_limit)
         }),
         spawn("timer", move || timer_thread(node, &hup)),
         spawn("socket", move || socket_thread(node)),
@@ -183,13 +186,37 @@ fn reopen_logger(node: &Node) {
     }
 }
 
-fn monitor_thread(node: &Node, slots: &[MonitorSlot]) {
+/// The endless-loop check every 5 s; with `cpu_limit` (seconds, 0: off) also the handler time
+/// check every [`CPU_TICK`].
+fn monitor_thread(node: &Node, slots: &[MonitorSlot], cpu_limit: u64) {
     set_current_handle(thread_kind::MONITOR);
-    loop {
-        for s in slots {
-            s.check(node);
+    const ENDLESS_EVERY: Duration = Duration::from_secs(5);
+    if cpu_limit == 0 {
+        loop {
+            for s in slots {
+                s.check(node);
+            }
+            if node.global.sleep_unless_quit(ENDLESS_EVERY) {
+                return;
+            }
         }
-        if node.global.sleep_unless_quit(Duration::from_secs(5)) {
+    }
+    let limit = Duration::from_secs(cpu_limit);
+    let start = Instant::now();
+    let mut watches: Vec<CpuWatch> = slots.iter().map(|_| CpuWatch::new(start)).collect();
+    let mut next_endless = start;
+    loop {
+        let now = Instant::now();
+        if now >= next_endless {
+            for s in slots {
+                s.check(node);
+            }
+            next_endless = now + ENDLESS_EVERY;
+        }
+        for (s, w) in slots.iter().zip(&mut watches) {
+            w.check(s, node, limit, now);
+        }
+        if node.global.sleep_unless_quit(CPU_TICK) {
             return;
         }
     }

@@ -10,7 +10,7 @@ use skynet_core::env::env;
 use skynet_core::module::{check_name, Instance, Module};
 use skynet_core::{node, ptype, Context, Message, Payload};
 use skynet_lualib::lua::{ffi, push_bytes, to_bytes};
-use skynet_lualib::vm::Vm;
+use skynet_lualib::vm::{Interrupt, Vm};
 use skynet_lualib::{codecache, preload, profile, skynet_core::traceback};
 use std::ffi::{c_void, CString};
 use std::sync::Arc;
@@ -61,13 +61,22 @@ impl Instance for Snlua {
             .load(std::sync::atomic::Ordering::Relaxed);
         node().log(handle, format!("recv a signal {sig}"));
         match sig {
-            0 => self.vm.interrupt(),
+            0 => self.vm.interrupt(Interrupt::Signal),
             1 => node().log(
                 handle,
                 format!("Current Memory {:.3}K", self.vm.memory() as f64 / 1024.0),
             ),
             _ => {}
         }
+    }
+
+    fn interrupt(&self) -> bool {
+        self.vm.interrupt(Interrupt::CpuLimit);
+        true
+    }
+
+    fn can_interrupt(&self) -> bool {
+        true
     }
 }
 

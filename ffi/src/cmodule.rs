@@ -2,12 +2,17 @@
 //!
 //! Each `?` template is tried in order with `dlopen(RTLD_NOW | RTLD_GLOBAL)`, as upstream does;
 //! the symbol prefix is the module name after its last `.`. A loaded library is never closed.
+//! Under `load_manifest` a module file that exists must match the manifest (see
+//! `skynet_core::manifest`), else LAUNCH fails with the refusal line. Only the module file itself
+//! is checked, not the shared libraries it links against.
 
 use crate::abi::{context_ptr, skynet::skynet_context};
 use libloading::os::unix::{Library, Symbol, RTLD_GLOBAL, RTLD_NOW};
+use skynet_core::manifest::{self, canonical};
 use skynet_core::module::{Instance, Module, ModuleLoader};
 use skynet_core::Context;
 use std::ffi::{c_char, c_int, c_void, CString};
+use std::path::Path;
 use std::sync::Arc;
 
 type CreateFn = unsafe extern "C" fn() -> *mut c_void;
@@ -98,8 +103,25 @@ impl ModuleLoader for CLoader {
         let mut errors = Vec::new();
         for template in cpath.split(';').filter(|t| !t.is_empty()) {
             let path = template.replacen('?', name, 1);
+            // Under `load_manifest`, an existing file is hashed first and then opened by its
+            // canonical path, the one the manifest check used; a missing one is a miss, as
+            // dlopen's.
+            let open_path = match manifest::current() {
+                Some(m) if Path::new(&path).exists() => {
+                    let file = Path::new(&path);
+                    if let Err(why) = m.read_checked(file) {
+                        return Err(m.refusal_line("C module", file, &why));
+                    }
+                    canonical(file).into_os_string()
+                }
+                Some(_) => {
+                    errors.push(format!("{path}: No such file or directory"));
+                    continue;
+                }
+                None => path.clone().into(),
+            };
             // SAFETY: loading a module runs its constructors; that is what LAUNCH asks for.
-            let lib = match unsafe { Library::open(Some(&path), RTLD_NOW | RTLD_GLOBAL) } {
+            let lib = match unsafe { Library::open(Some(&open_path), RTLD_NOW | RTLD_GLOBAL) } {
                 Ok(l) => l,
                 Err(e) => {
                     // libloading keeps dlerror()'s text in the error's source.

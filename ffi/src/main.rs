@@ -119,6 +119,7 @@ fn read_core_keys(file: &str) -> Result<CoreConfig, String> {
         )? as usize,
     };
     let cpath_first = CpathFirst::parse(&env().get_str("cpath_first").unwrap_or_default());
+    let cpu_limit = k.int("cpu_limit", 0, 0..=86400)? as u64;
     Ok(CoreConfig {
         start: StartConfig {
             thread,
@@ -126,6 +127,7 @@ fn read_core_keys(file: &str) -> Result<CoreConfig, String> {
             logger,
             bootstrap,
             socket,
+            cpu_limit,
         },
         harbor,
         profile,
@@ -146,6 +148,10 @@ fn run() -> Result<(), String> {
         env().set(&key, &value)?;
     }
     let cfg = read_core_keys(&file)?;
+    // Before any module or Lua file is loaded: the node does not start without its manifest.
+    if let Some(path) = env().get_str("load_manifest") {
+        skynet_core::manifest::install(skynet_core::manifest::Manifest::load(&path)?);
+    }
     if let Some(pidfile) = &cfg.daemon {
         skynet_core::daemon::init(pidfile)?;
     }

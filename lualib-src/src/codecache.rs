@@ -9,13 +9,22 @@
 //! as upstream): "ON" (default) uses the cache and fills it, "EXIST" only uses what is there,
 //! "OFF" always reads the source. `clear()` empties the cache, so edited files
 //! are read again (as upstream's hot-fix flow expects).
+//!
+//! Under `load_manifest` (see `skynet_core::manifest`) every source this module compiles is
+//! read into memory, checked against the manifest and compiled from those bytes; `dofile` is
+//! replaced too, and `loadfile()` from stdin is refused. Lua C modules (`package.loadlib` and
+//! the C searchers of `require`) are checked before Lua's own loader opens them.
 
 use crate::lua::lua_function;
-use crate::lua::{ffi, new_lib, to_bytes, CFunction};
+use crate::lua::{ffi, new_lib, push_bytes, to_bytes, CFunction};
 use ffi::lua_State;
+use nix::errno::Errno;
 use parking_lot::Mutex;
+use skynet_core::manifest::{self, Manifest, Refusal};
 use std::collections::HashMap;
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void, CStr, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 const MODE_KEY: &CStr = c"skynet.codecache.mode";
@@ -78,7 +87,7 @@ pub unsafe fn load_file(l: *mut lua_State, filename: &CStr, mode: *const c_char)
     let vm_mode = unsafe { mode_of(l) };
     if vm_mode == Mode::Off {
         // SAFETY: valid state and C strings.
-        return unsafe { ffi::luaL_loadfilex(l, filename.as_ptr(), mode) };
+        return unsafe { load_source(l, filename, mode) };
     }
     // SAFETY: valid state.
     let vm = unsafe { crate::vm::Vm::of(l) };
@@ -118,7 +127,7 @@ unsafe fn load_cached(
         unsafe { ffi::lua_pop(l, 1) };
     }
     // SAFETY: valid state and C strings.
-    let status = unsafe { ffi::luaL_loadfilex(l, filename.as_ptr(), mode) };
+    let status = unsafe { load_source(l, filename, mode) };
     if status == ffi::LUA_OK && vm_mode == Mode::On {
         let mut code = Vec::new();
         // SAFETY: the chunk is on the top of the stack; the writer appends to `code`.
@@ -129,6 +138,179 @@ unsafe fn load_cached(
         }
     }
     status
+}
+
+/// Compiles `filename` from its source: `luaL_loadfilex`, or under `load_manifest` the file's
+/// bytes once they match the manifest. The cache only ever holds chunks compiled here, so a
+/// cache hit needs no hashing: each file is hashed once per cache fill (every load in mode OFF,
+/// which reads the source every time).
+///
+/// # Safety
+/// `l` is a valid state.
+unsafe fn load_source(l: *mut lua_State, filename: &CStr, mode: *const c_char) -> c_int {
+    match manifest::current() {
+        // SAFETY: valid state and C strings.
+        None => unsafe { ffi::luaL_loadfilex(l, filename.as_ptr(), mode) },
+        // SAFETY: as above.
+        Some(m) => unsafe { load_verified(l, m, filename, mode) },
+    }
+}
+
+/// `luaL_loadfilex` over the verified bytes of `filename`. A file that cannot be opened gives
+/// Lua's own "cannot open" error (the loader's template search expects it); one the manifest
+/// refuses is logged, and its refusal line is the load error.
+unsafe fn load_verified(
+    l: *mut lua_State,
+    m: &Manifest,
+    filename: &CStr,
+    mode: *const c_char,
+) -> c_int {
+    let path = Path::new(OsStr::from_bytes(filename.to_bytes()));
+    let content = match std::fs::read(path) {
+        Ok(c) => c,
+        Err(e) => {
+            let why = e
+                .raw_os_error()
+                .map_or_else(|| e.to_string(), |n| Errno::from_raw(n).desc().to_owned());
+            let msg = format!("cannot open {}: {why}", path.display());
+            // SAFETY: valid state.
+            unsafe { push_bytes(l, msg.as_bytes()) };
+            return ffi::LUA_ERRFILE;
+        }
+    };
+    if let Err(why) = m.check(path, &content) {
+        // SAFETY: valid state.
+        unsafe { refuse(l, m, "Lua file", path, &why) };
+        return ffi::LUA_ERRFILE;
+    }
+    let code = skip_prefix(&content);
+    let mut chunkname = Vec::with_capacity(filename.to_bytes().len() + 2);
+    chunkname.push(b'@');
+    chunkname.extend_from_slice(filename.to_bytes_with_nul());
+    // SAFETY: valid state; `code` and the NUL-terminated chunk name outlive the (protected) call.
+    unsafe {
+        ffi::luaL_loadbufferx(
+            l,
+            code.as_ptr() as *const c_char,
+            code.len(),
+            chunkname.as_ptr() as *const c_char,
+            mode,
+        )
+    }
+}
+
+/// Logs the refusal of `path` (with the VM's service as the source) and pushes the line.
+///
+/// # Safety
+/// `l` is a valid state with a free stack slot.
+unsafe fn refuse(l: *mut lua_State, m: &Manifest, what: &str, path: &Path, why: &Refusal) {
+    let line = m.refusal_line(what, path, why);
+    // SAFETY: valid state.
+    let handle = unsafe { crate::vm::Vm::of(l) }.map_or(0, |vm| vm.handle());
+    if let Some(n) = skynet_core::try_node() {
+        n.log(handle, &line);
+    }
+    // SAFETY: valid state.
+    unsafe { push_bytes(l, line.as_bytes()) };
+}
+
+/// Checks the Lua C module file `filename` (when it exists: a missing one fails in Lua's own
+/// loader as usual). On refusal the line is logged and pushed, and false returned.
+///
+/// # Safety
+/// `l` is a valid state with a free stack slot.
+unsafe fn c_module_allowed(l: *mut lua_State, m: &Manifest, filename: &CStr) -> bool {
+    let path = Path::new(OsStr::from_bytes(filename.to_bytes()));
+    if !path.exists() {
+        return true;
+    }
+    match m.read_checked(path) {
+        Ok(_) => true,
+        Err(why) => {
+            // SAFETY: per the contract.
+            unsafe { refuse(l, m, "Lua C module", path, &why) };
+            false
+        }
+    }
+}
+
+/// `package.loadlib(path, funcname)` under `load_manifest`: an existing file must match the
+/// manifest (else nil, the refusal line, "open", as loadlib fails); upvalue 1 is the original.
+#[lua_function]
+unsafe extern "C-unwind" fn loadlib_checked(l: *mut lua_State) -> c_int {
+    // SAFETY: valid state; nothing of ours is alive when Lua may raise.
+    unsafe {
+        let path = ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+        ffi::luaL_checklstring(l, 2, std::ptr::null_mut());
+        ffi::lua_settop(l, 2);
+        if let Some(m) = manifest::current() {
+            if !c_module_allowed(l, m, CStr::from_ptr(path)) {
+                ffi::lua_pushnil(l);
+                ffi::lua_insert(l, -2);
+                ffi::lua_pushstring(l, c"open".as_ptr());
+                return 3;
+            }
+        }
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(l, 1);
+        ffi::lua_call(l, 2, ffi::LUA_MULTRET);
+        ffi::lua_gettop(l)
+    }
+}
+
+/// `package.searchers[3]` and `[4]` under `load_manifest`: finds the file the original searcher
+/// (upvalue 1) will open on `package.cpath` (upvalue 2 is the package table; upvalue 3 is true
+/// for the all-in-one searcher, which looks for the name's first component) and checks it
+/// before letting the original load it.
+#[lua_function]
+unsafe extern "C-unwind" fn search_c_checked(l: *mut lua_State) -> c_int {
+    // SAFETY: valid state; raising calls happen while nothing of ours is alive.
+    unsafe {
+        let name = ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+        ffi::lua_settop(l, 1);
+        let root = ffi::lua_toboolean(l, ffi::lua_upvalueindex(3)) != 0;
+        let full = CStr::from_ptr(name).to_bytes();
+        let lookup = match (root, full.iter().position(|&b| b == b'.')) {
+            (false, _) => full.len(),
+            (true, Some(dot)) => dot,
+            (true, None) => 0, // the original finds nothing to load either
+        };
+        if lookup > 0 {
+            if let Some(m) = manifest::current() {
+                ffi::lua_getfield(l, ffi::lua_upvalueindex(2), c"searchpath".as_ptr());
+                ffi::lua_pushlstring(l, name, lookup);
+                ffi::lua_getfield(l, ffi::lua_upvalueindex(2), c"cpath".as_ptr());
+                ffi::lua_call(l, 2, 1);
+                let file = ffi::lua_tolstring(l, -1, std::ptr::null_mut());
+                if !file.is_null() && !c_module_allowed(l, m, CStr::from_ptr(file)) {
+                    return ffi::luaL_error(
+                        l,
+                        c"error loading module '%s' from file '%s':\n\t%s".as_ptr(),
+                        name,
+                        file,
+                        ffi::lua_tolstring(l, -1, std::ptr::null_mut()),
+                    );
+                }
+                ffi::lua_settop(l, 1);
+            }
+        }
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(l, 1);
+        ffi::lua_call(l, 1, ffi::LUA_MULTRET);
+        ffi::lua_gettop(l)
+    }
+}
+
+/// What `luaL_loadfilex` skips before compiling: a UTF-8 byte-order mark, and a first line
+/// starting with `#` (its newline stays, so line numbers do not move).
+fn skip_prefix(content: &[u8]) -> &[u8] {
+    let c = content.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(content);
+    if c.first() == Some(&b'#') {
+        let nl = c.iter().position(|&b| b == b'\n').unwrap_or(c.len());
+        &c[nl..]
+    } else {
+        c
+    }
 }
 
 /// Replacement for the base library's `loadfile(filename [, mode [, env]])`.
@@ -144,7 +326,15 @@ unsafe extern "C-unwind" fn loadfile(l: *mut lua_State) -> c_int {
             0
         };
         let status = if fname.is_null() {
-            ffi::luaL_loadfilex(l, fname, mode)
+            if manifest::current().is_some() {
+                ffi::lua_pushstring(
+                    l,
+                    c"load_manifest: refused loading code from stdin".as_ptr(),
+                );
+                ffi::LUA_ERRFILE
+            } else {
+                ffi::luaL_loadfilex(l, fname, mode)
+            }
         } else {
             load_file(l, CStr::from_ptr(fname), mode)
         };
@@ -161,6 +351,31 @@ unsafe extern "C-unwind" fn loadfile(l: *mut lua_State) -> c_int {
             ffi::lua_insert(l, -2);
             2
         }
+    }
+}
+
+/// Replacement for the base library's `dofile([filename])` under `load_manifest`: loads
+/// through [`load_file`], so the file is checked too.
+#[lua_function]
+unsafe extern "C-unwind" fn dofile(l: *mut lua_State) -> c_int {
+    // SAFETY: valid state; nothing of ours is alive when Lua may raise.
+    unsafe {
+        let fname = ffi::luaL_optlstring(l, 1, std::ptr::null(), std::ptr::null_mut());
+        ffi::lua_settop(l, 1);
+        let status = if fname.is_null() {
+            ffi::lua_pushstring(
+                l,
+                c"load_manifest: refused loading code from stdin".as_ptr(),
+            );
+            ffi::LUA_ERRFILE
+        } else {
+            load_file(l, CStr::from_ptr(fname), std::ptr::null())
+        };
+        if status != ffi::LUA_OK {
+            ffi::lua_error(l);
+        }
+        ffi::lua_call(l, 0, ffi::LUA_MULTRET);
+        ffi::lua_gettop(l) - 1
     }
 }
 
@@ -209,6 +424,24 @@ pub unsafe fn install(l: *mut lua_State) {
     unsafe {
         ffi::lua_pushcfunction(l, loadfile);
         ffi::lua_setglobal(l, c"loadfile".as_ptr());
+        if manifest::current().is_some() {
+            ffi::lua_pushcfunction(l, dofile);
+            ffi::lua_setglobal(l, c"dofile".as_ptr());
+            // package.loadlib and the two C searchers check the file first
+            ffi::lua_getglobal(l, c"package".as_ptr());
+            ffi::lua_getfield(l, -1, c"loadlib".as_ptr());
+            ffi::lua_pushcclosure(l, loadlib_checked, 1);
+            ffi::lua_setfield(l, -2, c"loadlib".as_ptr());
+            ffi::lua_getfield(l, -1, c"searchers".as_ptr());
+            for (i, root) in [(3, false), (4, true)] {
+                ffi::lua_rawgeti(l, -1, i);
+                ffi::lua_pushvalue(l, -3);
+                ffi::lua_pushboolean(l, c_int::from(root));
+                ffi::lua_pushcclosure(l, search_c_checked, 3);
+                ffi::lua_rawseti(l, -2, i);
+            }
+            ffi::lua_pop(l, 2);
+        }
         ffi::lua_getglobal(l, c"package".as_ptr());
         ffi::lua_getfield(l, -1, c"searchers".as_ptr());
         ffi::lua_pushvalue(l, -2);
@@ -261,4 +494,20 @@ pub unsafe extern "C-unwind" fn luaopen_skynet_codecache(l: *mut lua_State) -> c
     // SAFETY: valid state.
     unsafe { new_lib(l, &FUNCS) };
     1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::skip_prefix;
+
+    #[test]
+    fn verified_source_skips_what_loadfile_skips() {
+        assert_eq!(skip_prefix(b"return 1"), b"return 1");
+        assert_eq!(skip_prefix(b"\xEF\xBB\xBFreturn 1"), b"return 1");
+        // the first line's newline stays, so line numbers do not move
+        assert_eq!(skip_prefix(b"#!/usr/bin/lua\nreturn 1"), b"\nreturn 1");
+        assert_eq!(skip_prefix(b"\xEF\xBB\xBF# x\r\nreturn 1"), b"\nreturn 1");
+        assert_eq!(skip_prefix(b"# only"), b"");
+        assert_eq!(skip_prefix(b" #x\n"), b" #x\n");
+    }
 }

@@ -7,7 +7,7 @@
 use crate::lua::ffi::{self, lua_Debug, lua_State};
 use parking_lot::Mutex;
 use std::ffi::{c_int, c_void};
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 /// First memory warning at 32 MiB; the threshold doubles after each.
@@ -48,6 +48,17 @@ pub struct Vm {
     active: AtomicPtr<lua_State>,
     /// 0: none; 1: a signal is setting the hook; -1: hook set, waiting for it to fire.
     trap: AtomicI32,
+    /// The [`Interrupt`] of the pending trap (written before the trap is armed).
+    reason: AtomicU8,
+}
+
+/// Who interrupts a VM (the error message differs).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Interrupt {
+    /// SIGNAL 0: the error is `signal 0`.
+    Signal = 0,
+    /// The monitor, for a handler over `cpu_limit`: the error is `cpu_limit exceeded`.
+    CpuLimit = 1,
 }
 
 // SAFETY: the state is used by one thread at a time (the service's dispatch); the fields other
@@ -82,6 +93,7 @@ impl Vm {
             code: AtomicUsize::new(0),
             active: AtomicPtr::new(std::ptr::null_mut()),
             trap: AtomicI32::new(0),
+            reason: AtomicU8::new(0),
         });
         let ud = &mut *vm as *mut Vm as *mut c_void;
         // SAFETY: the Vm is boxed, so `ud` stays valid for the state's whole life (closed in Drop).
@@ -117,6 +129,11 @@ impl Vm {
         Some(unsafe { &*(ud as *const Vm) })
     }
 
+    /// The service's handle (0 before snlua's init set it).
+    pub fn handle(&self) -> u32 {
+        self.stat.handle.load(Ordering::Relaxed)
+    }
+
     pub fn set_handle(&self, handle: u32) {
         self.stat.handle.store(handle, Ordering::Relaxed);
     }
@@ -135,8 +152,9 @@ impl Vm {
         self.mem_limit.store(limit, Ordering::Relaxed);
     }
 
-    /// SIGNAL 0: make the running coroutine raise `signal 0` at its next instruction.
-    pub fn interrupt(&self) {
+    /// Makes the running coroutine raise an error at its next instruction: `signal 0` for
+    /// SIGNAL 0, `cpu_limit exceeded` when the monitor stops a handler over `cpu_limit`.
+    pub fn interrupt(&self, why: Interrupt) {
         if self
             .trap
             .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
@@ -144,6 +162,7 @@ impl Vm {
         {
             return;
         }
+        self.reason.store(why as u8, Ordering::Relaxed);
         let active = self.active.load(Ordering::Acquire);
         if !active.is_null() {
             // SAFETY: lua_sethook may be called from another thread (it is async-signal-safe
@@ -215,14 +234,19 @@ unsafe extern "C-unwind" fn signal_hook(l: *mut lua_State, _ar: *mut lua_Debug) 
     // into Lua's C frames.
     // SAFETY: as above.
     let trapped = std::panic::catch_unwind(|| match unsafe { Vm::of(l) } {
-        Some(vm) => vm.trap.swap(0, Ordering::AcqRel) != 0,
-        None => false,
+        Some(vm) if vm.trap.swap(0, Ordering::AcqRel) != 0 => {
+            Some(vm.reason.load(Ordering::Relaxed))
+        }
+        _ => None,
     })
-    .unwrap_or(false);
-    if trapped {
-        // SAFETY: raising from a hook is allowed; nothing with a destructor is alive here.
-        unsafe { ffi::luaL_error(l, c"signal 0".as_ptr()) };
-    }
+    .unwrap_or(None);
+    let message = match trapped {
+        None => return,
+        Some(r) if r == Interrupt::CpuLimit as u8 => c"cpu_limit exceeded",
+        Some(_) => c"signal 0",
+    };
+    // SAFETY: raising from a hook is allowed; nothing with a destructor is alive here.
+    unsafe { ffi::luaL_error(l, message.as_ptr()) };
 }
 
 /// The snlua allocator: counts bytes and blocks, enforces the limit, warns at doubling
