@@ -5,9 +5,9 @@
 //! inner buffer from then on. The harbor service registers itself with `skynet_harbor_start`,
 //! which keeps its context alive until shutdown and stops counting it as a live service.
 
-use crate::buffer::Payload;
 use crate::handle::HANDLE_MASK;
 use crate::mq::Message;
+use crate::payload::Payload;
 use crate::ptype;
 use crate::server::{Context, Node};
 use parking_lot::Mutex;

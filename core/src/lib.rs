@@ -10,7 +10,6 @@
 //! - [`env`], [`log`], [`monitor`], [`daemon`], [`start`]
 //! - [`manifest`]: verified loading (`load_manifest`)
 
-pub mod buffer;
 pub mod command;
 pub mod daemon;
 pub mod env;
@@ -22,14 +21,15 @@ pub mod manifest;
 pub mod module;
 pub mod monitor;
 pub mod mq;
+pub mod payload;
 pub mod poll;
 pub mod server;
 pub mod socket_server;
 pub mod start;
 pub mod timer;
 
-pub use buffer::Payload;
 pub use mq::Message;
+pub use payload::Payload;
 pub use server::{node, try_node, Context, Node};
 
 /// Message types (upstream `PTYPE_*`).

@@ -79,7 +79,7 @@ fn format_message(msg: &Message, now: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buffer::Payload;
+    use crate::payload::Payload;
 
     #[test]
     fn text_message_line() {

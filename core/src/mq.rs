@@ -12,7 +12,7 @@
 //!   [`QueueLimits`] is refused; the first refusal of a crossing is reported once, and the pop
 //!   that brings the queue under its limits again reports that once too.
 
-use crate::buffer::Payload;
+use crate::payload::Payload;
 use crate::ptype;
 use parking_lot::{Condvar, Mutex};
 use std::cell::Cell;

@@ -6,7 +6,6 @@
 //! ones, and dropping the last one releases the module instance and hands the queue to a worker
 //! to be drained with error replies (SURFACE 5.5).
 
-use crate::buffer::Payload;
 use crate::handle::{HandleStorage, HANDLE_REMOTE_SHIFT};
 use crate::log::ServiceLog;
 use crate::module::{Instance, Modules};
@@ -14,6 +13,7 @@ use crate::monitor::MonitorSlot;
 use crate::mq::{
     Admission, GlobalQueue, LimitEvent, Message, MessageQueue, PushOutcome, Pushed, QueueLimits,
 };
+use crate::payload::Payload;
 use crate::socket_server::{NodeSink, SocketConfig, SocketServer};
 use crate::timer::Timer;
 use crate::{harbor, ptype};

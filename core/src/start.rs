@@ -5,10 +5,10 @@
 //! thread notices, tells the socket thread, the workers and the monitor to stop, and `start`
 //! returns after joining them (the socket thread force-closes every socket as it leaves).
 
-use crate::buffer::Payload;
 use crate::command::split_launch;
 use crate::monitor::{CpuWatch, MonitorSlot, CPU_TICK};
 use crate::mq::{set_worker_thread, Message};
+use crate::payload::Payload;
 use crate::ptype;
 use crate::server::{panic_text, set_current_handle, thread_kind, CpuClock, Node};
 use crate::socket_server::SocketConfig;

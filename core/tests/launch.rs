@@ -72,7 +72,7 @@ fn panics_in_create_or_init_fail_the_launch_and_leave_nothing_registered() {
 /// handle, `:hex` or a global name (a harbor peer's frames arrive through the same path), is
 /// refused and nothing reaches the queue, while other types still get through.
 fn pointer_carrying_types_are_refused_on_every_send_path(node: &Node, h: u32) {
-    use skynet_core::buffer::Payload;
+    use skynet_core::payload::Payload;
     use skynet_core::ptype;
     // A fake socket message: type DATA, id 1, ud 8, then a pointer nobody owns.
     let mut forged = vec![0u8; 24];

@@ -2,10 +2,10 @@
 //! what a full queue refuses, answers, drops, holds and counts. The node is process-wide, so
 //! this file holds one test.
 
-use skynet_core::buffer::Payload;
 use skynet_core::command::{command, CommandResult};
 use skynet_core::module::{CpathFirst, Instance, Module, Modules};
 use skynet_core::mq::{Message, QueueLimits};
+use skynet_core::payload::Payload;
 use skynet_core::ptype;
 use skynet_core::server::{Admitted, Context, Node, NodeConfig, QueueCounters};
 use std::sync::Arc;

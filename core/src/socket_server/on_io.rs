@@ -5,9 +5,9 @@ use super::send_list::{Flush, WriteResult};
 use super::sink::SocketEvent;
 use super::slot::State;
 use super::socket::{After, Io, ReadOutcome, Socket};
-use super::thread::Env;
+use super::thread::ThreadState;
 use super::{event, protocol, MAX_ACCEPT_PER_EVENT, MAX_READ_BUFFER, MIN_READ_BUFFER};
-use crate::buffer::Payload;
+use crate::payload::Payload;
 use crate::poll::PollEvent;
 use socket2::SockRef;
 use std::fs::File;
@@ -15,7 +15,7 @@ use std::io;
 use std::net::Shutdown;
 use std::sync::Arc;
 
-impl Env<'_> {
+impl ThreadState<'_> {
     /// Flushes the send lists; a failed write half-closes (see `close_write`).
     pub(super) fn send_buffer(&mut self, s: &mut Socket) -> After {
         let now = self.now();

@@ -5,9 +5,9 @@ use super::send_list::{Priority, WriteBuf};
 use super::sink::SocketEvent;
 use super::slot::State;
 use super::socket::{After, Io, Socket};
-use super::thread::Env;
+use super::thread::ThreadState;
 use super::{event, protocol};
-use crate::buffer::Payload;
+use crate::payload::Payload;
 use socket2::{Domain, Socket as RawSocket, Type};
 use std::fs::File;
 use std::io;
@@ -15,7 +15,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-impl Env<'_> {
+impl ThreadState<'_> {
     pub(super) fn start(&mut self, s: Option<&mut Socket>, id: i32, owner: u32) {
         let Some(s) = s else {
             self.emit(owner, SocketEvent::error(id, "invalid socket"));

@@ -1,7 +1,7 @@
 //! What callers hand to the socket thread: requests, send data and the info reply.
 
 use super::send_list::Priority;
-use crate::buffer::Payload;
+use crate::payload::Payload;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::sync::mpsc;

@@ -1,7 +1,7 @@
 //! A socket's send lists: high- and low-priority queues and pending-byte accounting.
 
 use super::WARNING_SIZE;
-use crate::buffer::Payload;
+use crate::payload::Payload;
 use std::collections::VecDeque;
 use std::io::{self};
 use std::net::SocketAddr;

@@ -1,8 +1,8 @@
 //! Events for services and the sink that delivers them.
 
 use super::{event, MAX_INLINE_TEXT, SOCKET_MESSAGE_SIZE};
-use crate::buffer::Payload;
 use crate::mq::Message;
+use crate::payload::Payload;
 use crate::server::Admitted;
 use crate::{ptype, server};
 

@@ -6,7 +6,7 @@ use super::resolver::{needs_lookup, Lookup};
 use super::socket::Io;
 use super::thread::SocketThread;
 use super::*;
-use crate::buffer::Payload;
+use crate::payload::Payload;
 use std::io::{self, Read, Write};
 use std::net::Shutdown as NetShutdown;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};

@@ -15,7 +15,7 @@ use std::io;
 use std::net::Shutdown;
 
 /// The socket thread's state other than the socket map.
-pub(super) struct Env<'a> {
+pub(super) struct ThreadState<'a> {
     pub(super) server: &'a SocketServer,
     poll: Poller,
     /// Events of the current step: delivered after the step's socket closes, so an owner
@@ -26,7 +26,7 @@ pub(super) struct Env<'a> {
     pub(super) udp_buf: Vec<u8>,
 }
 
-impl Env<'_> {
+impl ThreadState<'_> {
     pub(super) fn emit(&mut self, owner: u32, ev: SocketEvent) {
         self.out.push((owner, ev));
     }
@@ -96,7 +96,7 @@ impl Env<'_> {
 }
 
 pub(super) struct SocketThread<'a> {
-    env: Env<'a>,
+    env: ThreadState<'a>,
     pub(super) sockets: HashMap<i32, Socket>,
     events: Vec<PollEvent>,
     /// Requests taken from the queue and not yet handled (beyond a round's bound).
@@ -121,7 +121,7 @@ impl<'a> SocketThread<'a> {
     pub(super) fn new(server: &'a SocketServer, poll: Poller) -> SocketThread<'a> {
         let resolver = Resolver::new(server.lookup.clone(), &poll, RESOLVER_TOKEN).ok();
         SocketThread {
-            env: Env {
+            env: ThreadState {
                 server,
                 poll,
                 out: Vec::new(),
@@ -224,7 +224,7 @@ impl<'a> SocketThread<'a> {
     }
 
     /// Runs `f` on the live socket `id` (if any), then closes it if asked, then delivers.
-    fn with_socket(&mut self, id: i32, f: impl FnOnce(&mut Env, &mut Socket) -> After) {
+    fn with_socket(&mut self, id: i32, f: impl FnOnce(&mut ThreadState, &mut Socket) -> After) {
         if let Some(s) = self.sockets.get_mut(&id) {
             if f(&mut self.env, s) == After::Close {
                 if let Some(s) = self.sockets.remove(&id) {

@@ -7,8 +7,8 @@
 
 pub mod wheel;
 
-use crate::buffer::Payload;
 use crate::mq::Message;
+use crate::payload::Payload;
 use crate::ptype;
 use crate::server::Node;
 use parking_lot::Mutex;
