@@ -1,4 +1,4 @@
-//! The text command interface (upstream `skynet_command`, SURFACE 3).
+//! The text command interface (upstream `skynet_command`).
 //!
 //! Results are formatted exactly as upstream: handles from REG/QUERY/MONITOR as `:%x`, LAUNCH
 //! as `:%08X`, numbers in decimal. `None` is C's NULL.

@@ -4,7 +4,7 @@
 //! without a context (`skynet_now`, `skynet_getenv`, ...). A context is reference counted
 //! (`Arc`); the handle registry holds one reference, dispatch and senders hold short-lived
 //! ones, and dropping the last one releases the module instance and hands the queue to a worker
-//! to be drained with error replies (SURFACE 5.5).
+//! to be drained with error replies.
 
 use crate::handle::{HandleStorage, HANDLE_REMOTE_SHIFT};
 use crate::log::ServiceLog;
@@ -154,7 +154,7 @@ impl Context {
         drop(old);
     }
 
-    /// A new session: 1, 2, ... 0x7fffffff, then 1 again (SURFACE 5.6).
+    /// A new session: 1, 2, ... 0x7fffffff, then 1 again.
     pub fn new_session(&self) -> i32 {
         let mut next = 0;
         let _ = self
@@ -634,7 +634,7 @@ impl Node {
     }
 
     /// Answers a message that can no longer be delivered: PTYPE_ERROR, same session, no data,
-    /// from the dead service back to the sender (SURFACE 5.5).
+    /// from the dead service back to the sender.
     fn drop_message(&self, dead: u32, msg: Message) {
         let Message {
             source, session, ..

@@ -29,7 +29,7 @@ pub struct StartConfig {
     pub cpu_limit: u64,
 }
 
-/// Scheduling weight of worker `i`: how much of its queue a turn takes (SURFACE 5.2).
+/// Scheduling weight of worker `i`: how much of its queue a turn takes.
 pub fn worker_weight(i: usize) -> i32 {
     match i {
         0..=3 => -1,
@@ -149,7 +149,7 @@ fn timer_thread(node: &Node, hup: &AtomicBool) {
         if node.total() == 0 || node.abort_overdue() {
             break;
         }
-        // Upstream wakes a sleeping worker on every tick (SURFACE 5.2): a queue that got a
+        // Upstream wakes a sleeping worker on every tick: a queue that got a
         // message while it sat on the global queue (a push that scheduled nothing, so woke
         // nobody) is otherwise stranded while the other workers are busy, e.g. in an endless
         // loop.
