@@ -1,8 +1,7 @@
 -- t_memwarn: "alloc" keeps a 40 MiB string (crossing the 32 MiB warning threshold), "free"
--- drops it; both answer with skynet.memory.current().
+-- drops it; both answer with the VM's heap in bytes.
 local t = require "t"
 local c = t.c
-local memory = require "skynet.memory"
 
 local keep
 c.callback(function(_, msg, sz, session, source)
@@ -14,5 +13,5 @@ c.callback(function(_, msg, sz, session, source)
 		collectgarbage()
 		collectgarbage()
 	end
-	c.send(source, t.RESPONSE, session, tostring(memory.current()))
+	c.send(source, t.RESPONSE, session, tostring(math.floor(collectgarbage("count") * 1024)))
 end)

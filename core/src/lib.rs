@@ -8,6 +8,7 @@
 //! - [`module`]: built-in and loadable service modules
 //! - [`harbor`]: the core side of remote messages
 //! - [`env`], [`log`], [`monitor`], [`daemon`], [`start`]
+//! - [`memory`]: the executable's per-service C memory accounting
 
 pub mod buffer;
 pub mod command;
@@ -16,6 +17,7 @@ pub mod env;
 pub mod handle;
 pub mod harbor;
 pub mod log;
+pub mod memory;
 pub mod module;
 pub mod monitor;
 pub mod mq;

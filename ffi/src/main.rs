@@ -3,6 +3,7 @@
 mod abi;
 mod cmodule;
 mod config;
+mod malloc_hook;
 
 use skynet_core::env::env;
 use skynet_core::module::{CpathFirst, Modules};
@@ -108,6 +109,8 @@ fn read_core_keys(file: &str) -> Result<CoreConfig, String> {
         )? as usize,
         send_limit: k.int("socket_send_limit", defaults.send_limit as i64, 0..=1 << 40)? as usize,
     };
+    // read by snlua (the default Lua memory limit of every service); checked here
+    k.int("memory_limit", 0, 0..=i64::MAX)?;
     let cpath_first = CpathFirst::parse(&env().get_str("cpath_first").unwrap_or_default());
     Ok(CoreConfig {
         start: StartConfig {
@@ -154,6 +157,7 @@ fn run() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    malloc_hook::init();
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
