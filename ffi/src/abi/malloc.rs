@@ -4,9 +4,10 @@
 
 use std::ffi::{c_char, c_void};
 
-/// Lua-style allocator: `nsize == 0` frees `ptr` and returns NULL, otherwise `realloc`. Its
-/// blocks are not charged to any service (a Lua heap is counted by its VM); free them only
-/// through this function.
+/// Lua-style allocator, charging no service: `nsize == 0` frees `ptr`, otherwise `realloc`.
+///
+/// A Lua heap is counted by its VM, not by the per-service C accounting; free these blocks
+/// only through this function.
 ///
 /// # Safety
 /// `ptr` NULL or a block of this function.
