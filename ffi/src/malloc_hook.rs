@@ -19,8 +19,9 @@
 //! Counters: a fixed table of 65536 slots (handle, bytes), indexed by the handle's low 16 bits;
 //! a handle that finds its slot taken by another one with bytes still charged goes uncounted
 //! per service (it is still in the totals). A slot whose bytes fall to zero or below is taken
-//! over by the next handle that maps to it. Totals live in per-thread-striped counters, so the
-//! hot path touches no shared cache line but the slot's. No locks anywhere.
+//! over by the next handle that maps to it. Totals live in per-thread counters (one cache line
+//! per thread, written without read-modify-write; threads past the 63rd share one more), so
+//! the hot path does one atomic addition, the slot's. No locks anywhere.
 //!
 //! A pointer whose cookie lacks the tag (never handed out here, or freed already) is not given
 //! to jemalloc: it is left alone, and the first one is reported
@@ -39,7 +40,7 @@ const COOKIE: usize = 16;
 const LG_COOKIE: u8 = 4;
 const TAG_LIVE: u16 = 0x5c3b;
 const TAG_FREED: u16 = 0xf4ee;
-const STRIPES: usize = 32;
+const STRIPES: usize = 63;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -70,12 +71,12 @@ static TABLE: [Slot; SLOTS] = [const {
         bytes: AtomicIsize::new(0),
     }
 }; SLOTS];
-static TOTALS: [Stripe; STRIPES] = [const {
+static TOTALS: [Stripe; STRIPES + 1] = [const {
     Stripe {
         bytes: AtomicIsize::new(0),
         blocks: AtomicIsize::new(0),
     }
-}; STRIPES];
+}; STRIPES + 1];
 static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
 static COUNTING: AtomicBool = AtomicBool::new(true);
 static FOREIGN: AtomicUsize = AtomicUsize::new(0);
@@ -85,18 +86,28 @@ thread_local! {
     static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
+/// Adds to this thread's totals. The first `STRIPES` threads own a stripe each, written
+/// with plain loads and stores (only its thread writes it, any thread may read it); later
+/// threads share the last one, with atomic additions.
 #[inline]
-fn stripe() -> &'static Stripe {
+fn add_totals(bytes: isize, blocks: isize) {
     let i = STRIPE.with(|s| {
         let i = s.get();
         if i != usize::MAX {
             return i;
         }
-        let i = NEXT_STRIPE.fetch_add(1, Relaxed) % STRIPES;
+        let i = NEXT_STRIPE.fetch_add(1, Relaxed).min(STRIPES);
         s.set(i);
         i
     });
-    &TOTALS[i]
+    let t = &TOTALS[i];
+    if i < STRIPES {
+        t.bytes.store(t.bytes.load(Relaxed) + bytes, Relaxed);
+        t.blocks.store(t.blocks.load(Relaxed) + blocks, Relaxed);
+    } else {
+        t.bytes.fetch_add(bytes, Relaxed);
+        t.blocks.fetch_add(blocks, Relaxed);
+    }
 }
 
 /// The slot counting `handle`, if it holds it (or could take it over).
@@ -125,9 +136,7 @@ fn count(handle: u32, bytes: isize, blocks: isize) {
     if !COUNTING.load(Relaxed) {
         return;
     }
-    let t = stripe();
-    t.bytes.fetch_add(bytes, Relaxed);
-    t.blocks.fetch_add(blocks, Relaxed);
+    add_totals(bytes, blocks);
     if let Some(s) = slot(handle) {
         s.fetch_add(bytes, Relaxed);
     }
@@ -204,9 +213,15 @@ unsafe fn alloc(size: usize, lg_off: u8, zero: bool) -> *mut c_void {
         set_errno(libc::ENOMEM);
         return std::ptr::null_mut();
     };
-    let f = flags(lg_off) | if zero { je::MALLOCX_ZERO } else { 0 };
-    // SAFETY: total > 0.
-    let raw = unsafe { je::mallocx(total, f) };
+    // jemalloc's malloc has a fast path that mallocx lacks: the common case takes it.
+    let raw = if lg_off == LG_COOKIE && !zero {
+        // SAFETY: total > 0; 16-byte aligned as every jemalloc block of 16 bytes or more.
+        unsafe { je::malloc(total) }
+    } else {
+        let f = flags(lg_off) | if zero { je::MALLOCX_ZERO } else { 0 };
+        // SAFETY: total > 0.
+        unsafe { je::mallocx(total, f) }
+    };
     if raw.is_null() {
         set_errno(libc::ENOMEM);
         return raw;
