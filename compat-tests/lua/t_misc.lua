@@ -194,6 +194,18 @@ t.start(function()
 	t.check("memory_info_self", type(info) == "table" and (info[2] or 0) >= 1000000, t.show(info[2]))
 	c.trash(packed, packed_sz)
 	t.check("memory_current_freed", memory.current() < grown - 1024 * 1024 // 2, memory.current() - grown)
+	local b0 = memory.block()
+	local msgs = {}
+	for i = 1, 200 do
+		msgs[i] = table.pack(c.pack(i))
+	end
+	local b1 = memory.block()
+	for i = 1, 200 do
+		c.trash(msgs[i][1], msgs[i][2])
+	end
+	local b2 = memory.block()
+	-- other threads allocate and free meanwhile: a margin of 50 blocks
+	t.check("memory_block_counts", b1 >= b0 + 150 and b2 <= b1 - 150, string.format("%d %d %d", b0, b1, b2))
 	local before = memory.current()
 	local keep = string.rep("m", 1024 * 1024)
 	t.check("memory_lua_heap_apart", memory.current() < before + #keep // 2, memory.current() - before)

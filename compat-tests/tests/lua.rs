@@ -669,6 +669,7 @@ fn lua_misc_error_trace_clock_profile_coroutine_memory_codecache() {
         "memory_current_grows",
         "memory_info_self",
         "memory_current_freed",
+        "memory_block_counts",
         "memory_lua_heap_apart",
         "memory_jestat",
         "memory_mallctl_page",
