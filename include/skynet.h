@@ -99,7 +99,7 @@ uint32_t skynet_current_handle(void);
 // Centiseconds since start plus the start's wall-clock fraction.
 uint64_t skynet_now(void);
 
-// Prints the current service's memory use to stderr (always 0: no per-service accounting).
+// Prints the C memory charged to the current service to stderr (`(nil)` for none).
 void skynet_debug_memory(const char *info);
 
 #endif  /* SKYNET_H */

@@ -21,7 +21,7 @@ void *skynet_memalign(size_t alignment, size_t size);
 void *skynet_aligned_alloc(size_t alignment, size_t size);
 int skynet_posix_memalign(void **memptr, size_t alignment, size_t size);
 
-// Lua-style allocator: `nsize == 0` frees `ptr` and returns NULL, otherwise `realloc`.
+// Lua-style allocator, charging no service: `nsize == 0` frees `ptr`, otherwise `realloc`.
 void *skynet_lalloc(void *ptr, size_t osize, size_t nsize);
 
 // `strdup` with libc malloc (declared by v1.8.0's skynet_malloc.h).

@@ -179,17 +179,43 @@ t.start(function()
 	t.list("close_suspended", t.pack(coroutine.close(closed)), t.pack(true))
 	t.eq("status_closed", coroutine.status(closed), "dead")
 
-	-- skynet.memory: this VM's bytes, all VMs' bytes
+	-- skynet.memory: the process's C memory (malloc family), charged to the service that
+	-- allocated it; Lua heaps are apart (counted by each VM)
 	local memory = require "skynet.memory"
-	local cur, total, blocks = memory.current(), memory.total(), memory.block()
-	t.check("memory_current", math.type(cur) == "integer" and cur > 0, t.show(cur))
-	t.check("memory_total", math.type(total) == "integer" and total >= cur, t.show(total))
+	local cur = memory.current()
+	t.check("memory_current", math.type(cur) == "integer" and cur >= 0, t.show(cur))
+	local packed, packed_sz = c.pack(string.rep("m", 1024 * 1024))
+	local grown = memory.current()
+	t.check("memory_current_grows", grown >= cur + 1000000, grown - cur)
+	local total, blocks = memory.total(), memory.block()
+	t.check("memory_total", math.type(total) == "integer" and total >= grown, t.show(total))
 	t.check("memory_block", math.type(blocks) == "integer" and blocks > 0, t.show(blocks))
 	local info = memory.info()
-	t.check("memory_info_self", type(info) == "table" and (info[2] or 0) > 0, t.show(info[2]))
+	t.check("memory_info_self", type(info) == "table" and (info[2] or 0) >= 1000000, t.show(info[2]))
+	c.trash(packed, packed_sz)
+	t.check("memory_current_freed", memory.current() < grown - 1024 * 1024 // 2, memory.current() - grown)
+	local b0 = memory.block()
+	local msgs = {}
+	for i = 1, 200 do
+		msgs[i] = table.pack(c.pack(i))
+	end
+	local b1 = memory.block()
+	for i = 1, 200 do
+		c.trash(msgs[i][1], msgs[i][2])
+	end
+	local b2 = memory.block()
+	-- other threads allocate and free meanwhile: a margin of 50 blocks
+	t.check("memory_block_counts", b1 >= b0 + 150 and b2 <= b1 - 150, string.format("%d %d %d", b0, b1, b2))
+	local before = memory.current()
 	local keep = string.rep("m", 1024 * 1024)
-	t.check("memory_current_grows", memory.current() >= cur + #keep // 2, memory.current() - cur)
+	t.check("memory_lua_heap_apart", memory.current() < before + #keep // 2, memory.current() - before)
 	keep = nil
+	local je = memory.jestat()
+	t.check("memory_jestat", je["stats.allocated"] > 0 and je["stats.resident"] >= je["stats.allocated"]
+		and je["stats.mapped"] > 0 and je["stats.active"] >= je["stats.allocated"], t.show(je["stats.allocated"]))
+	t.eq("memory_mallctl_page", memory.mallctl("arenas.page"), 4096)
+	t.eq("memory_mallctl_unknown", memory.mallctl("no.such.name"), 0)
+	t.eq("memory_profactive", memory.profactive(), false)
 
 	-- skynet.codecache: mode() is "ON" by default; setting returns nothing
 	local cc = require "skynet.codecache"

@@ -164,6 +164,16 @@ impl Node {
 
     /// As [`Node::spawn`], with another executable (upstream's, for mixed-node tests).
     pub fn spawn_bin(bin: &Path, config_extra: &str, bootstrap: &str) -> Running {
+        Node::spawn_bin_env(bin, config_extra, bootstrap, &[])
+    }
+
+    /// As [`Node::spawn_bin`], with more environment variables for the node.
+    pub fn spawn_bin_env(
+        bin: &Path,
+        config_extra: &str,
+        bootstrap: &str,
+        envs: &[(&str, &str)],
+    ) -> Running {
         let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!(
             "skynet-compat-{}-{}-{}",
@@ -183,6 +193,7 @@ impl Node {
         std::fs::write(&config_path, &config).expect("write config");
 
         let mut child = Command::new(bin)
+            .envs(envs.iter().copied())
             .arg(&config_path)
             .current_dir(&dir)
             .stdin(Stdio::null())

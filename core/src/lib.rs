@@ -9,6 +9,7 @@
 //! - [`harbor`]: the core side of remote messages
 //! - [`env`], [`log`], [`monitor`], [`daemon`], [`start`]
 //! - [`manifest`]: verified loading (`load_manifest`)
+//! - [`memory`]: the executable's per-service C memory accounting
 
 pub mod command;
 pub mod daemon;
@@ -18,6 +19,7 @@ pub mod harbor;
 pub mod localtime;
 pub mod log;
 pub mod manifest;
+pub mod memory;
 pub mod module;
 pub mod monitor;
 pub mod mq;

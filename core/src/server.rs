@@ -44,7 +44,9 @@ thread_local! {
     static CURRENT: Cell<u32> = const { Cell::new(0) };
 }
 
-/// The handle of the service being dispatched on this thread (or the thread kind).
+/// The handle of the service being dispatched on this thread (or the thread kind). It neither
+/// allocates nor panics: the malloc family calls it.
+#[inline]
 pub fn current_handle() -> u32 {
     if NODE.get().is_none() {
         return thread_kind::MAIN;

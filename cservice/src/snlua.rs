@@ -19,8 +19,31 @@ pub struct SnluaModule;
 
 impl Module for SnluaModule {
     fn create(&self) -> Option<Box<dyn Instance>> {
-        Some(Box::new(Snlua { vm: Vm::new()? }))
+        let vm = Vm::new()?;
+        vm.set_limit(default_memory_limit());
+        Some(Box::new(Snlua { vm }))
     }
+}
+
+/// The config's `memory_limit` (bytes, 0 = none): every VM's limit until the service sets its
+/// own with `skynet.memlimit`. Read once: the executable has set the key (default 0) before any
+/// service starts, so `skynet.setenv` cannot change it afterwards.
+fn default_memory_limit() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        env()
+            .get_str("memory_limit")
+            .and_then(|v| {
+                let v = v.trim();
+                v.parse::<usize>().ok().or_else(|| {
+                    v.parse::<f64>()
+                        .ok()
+                        .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                        .map(|f| f as usize)
+                })
+            })
+            .unwrap_or(0)
+    })
 }
 
 struct Snlua {

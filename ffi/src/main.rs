@@ -3,6 +3,7 @@
 mod abi;
 mod cmodule;
 mod config;
+mod malloc_hook;
 
 use skynet_core::env::env;
 use skynet_core::module::{CpathFirst, Modules};
@@ -118,6 +119,8 @@ fn read_core_keys(file: &str) -> Result<CoreConfig, String> {
             0..=1 << 50,
         )? as usize,
     };
+    // read by snlua (the default Lua memory limit of every service); checked here
+    k.int("memory_limit", 0, 0..=i64::MAX)?;
     let cpath_first = CpathFirst::parse(&env().get_str("cpath_first").unwrap_or_default());
     let cpu_limit = k.int("cpu_limit", 0, 0..=86400)? as u64;
     Ok(CoreConfig {
@@ -172,6 +175,7 @@ fn run() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    malloc_hook::init();
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

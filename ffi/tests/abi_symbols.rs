@@ -255,6 +255,39 @@ fn headers_functions_are_exported() {
     eprintln!("{} header functions exported", required.len());
 }
 
+/// The executable defines the whole malloc family (per-service accounting): libc, the Rust
+/// runtime and every module must bind to it, never to libc's own allocator.
+#[test]
+fn defines_the_malloc_family() {
+    let Some(bin) = binary() else {
+        eprintln!("SKIPPED defines_the_malloc_family: no skynet binary");
+        return;
+    };
+    let exported = exported(&bin);
+    let family = [
+        "malloc",
+        "calloc",
+        "realloc",
+        "free",
+        "memalign",
+        "aligned_alloc",
+        "posix_memalign",
+        "valloc",
+        "pvalloc",
+        "reallocarray",
+        "malloc_usable_size",
+    ];
+    let missing: Vec<&str> = family
+        .into_iter()
+        .filter(|f| !exported.contains(*f))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} does not define {missing:?}",
+        bin.display()
+    );
+}
+
 #[test]
 fn links_libm() {
     let Some(bin) = binary() else {

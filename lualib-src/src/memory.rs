@@ -1,11 +1,15 @@
-//! `skynet.memory`. There is no jemalloc here: the figures are the Lua heaps of the snlua VMs
-//! (bytes and blocks counted by the snlua allocator). The jemalloc-only calls answer zero /
-//! false and say so in the log, as upstream's build without jemalloc does.
+//! `skynet.memory`. In the `skynet` executable the figures are the C memory of the process
+//! (every block of the malloc family, charged to the service that allocated it; Lua heaps are
+//! apart, counted by their VMs) and the jemalloc calls reach the executable's jemalloc. Without
+//! that accounting (a library build, or `SKYNET_MALLOC_STATS=0`) the figures are the Lua heaps
+//! of the snlua VMs, and the jemalloc-only calls answer zero / false and say so in the log, as
+//! upstream's build without jemalloc does.
 
 use crate::lua::lua_function;
 use crate::lua::{ffi, new_lib, CFunction};
 use crate::vm::{all_stats, Vm};
 use ffi::lua_State;
+use skynet_core::memory::accounting;
 use std::ffi::{c_int, CStr};
 use std::sync::atomic::Ordering;
 
@@ -17,10 +21,13 @@ fn log(text: String) {
 
 #[lua_function]
 unsafe extern "C-unwind" fn total(l: *mut lua_State) -> c_int {
-    let t: usize = all_stats()
-        .iter()
-        .map(|s| s.bytes.load(Ordering::Relaxed))
-        .sum();
+    let t: usize = match accounting() {
+        Some(a) => a.total(),
+        None => all_stats()
+            .iter()
+            .map(|s| s.bytes.load(Ordering::Relaxed))
+            .sum(),
+    };
     // SAFETY: valid state.
     unsafe { ffi::lua_pushinteger(l, t as ffi::lua_Integer) };
     1
@@ -28,10 +35,13 @@ unsafe extern "C-unwind" fn total(l: *mut lua_State) -> c_int {
 
 #[lua_function]
 unsafe extern "C-unwind" fn block(l: *mut lua_State) -> c_int {
-    let t: usize = all_stats()
-        .iter()
-        .map(|s| s.blocks.load(Ordering::Relaxed))
-        .sum();
+    let t: usize = match accounting() {
+        Some(a) => a.blocks(),
+        None => all_stats()
+            .iter()
+            .map(|s| s.blocks.load(Ordering::Relaxed))
+            .sum(),
+    };
     // SAFETY: valid state.
     unsafe { ffi::lua_pushinteger(l, t as ffi::lua_Integer) };
     1
@@ -39,8 +49,11 @@ unsafe extern "C-unwind" fn block(l: *mut lua_State) -> c_int {
 
 #[lua_function]
 unsafe extern "C-unwind" fn current(l: *mut lua_State) -> c_int {
-    // SAFETY: valid state.
-    let bytes = unsafe { Vm::of(l) }.map_or(0, Vm::memory);
+    let bytes = match accounting() {
+        Some(a) => a.service(skynet_core::server::current_handle()),
+        // SAFETY: valid state.
+        None => unsafe { Vm::of(l) }.map_or(0, Vm::memory),
+    };
     // SAFETY: valid state.
     unsafe { ffi::lua_pushinteger(l, bytes as ffi::lua_Integer) };
     1
@@ -48,45 +61,64 @@ unsafe extern "C-unwind" fn current(l: *mut lua_State) -> c_int {
 
 #[lua_function]
 unsafe extern "C-unwind" fn info(l: *mut lua_State) -> c_int {
-    let stats = all_stats();
+    let stats = services();
     // SAFETY: valid state; nothing raises while `stats` is alive except memory errors.
     unsafe {
         ffi::lua_createtable(l, 0, stats.len() as c_int);
-        for s in &stats {
-            ffi::lua_pushinteger(l, s.bytes.load(Ordering::Relaxed) as ffi::lua_Integer);
-            ffi::lua_rawseti(
-                l,
-                -2,
-                ffi::lua_Integer::from(s.handle.load(Ordering::Relaxed)),
-            );
+        for (handle, bytes) in stats {
+            ffi::lua_pushinteger(l, bytes as ffi::lua_Integer);
+            ffi::lua_rawseti(l, -2, ffi::lua_Integer::from(handle));
         }
     }
     1
 }
 
+/// (handle, bytes) of every service with memory, ordered by handle.
+fn services() -> Vec<(u32, isize)> {
+    let mut v = match accounting() {
+        Some(a) => a.services(),
+        None => all_stats()
+            .iter()
+            .map(|s| {
+                (
+                    s.handle.load(Ordering::Relaxed),
+                    s.bytes.load(Ordering::Relaxed) as isize,
+                )
+            })
+            .collect(),
+    };
+    v.sort_unstable();
+    v
+}
+
 #[lua_function]
 unsafe extern "C-unwind" fn dump(_l: *mut lua_State) -> c_int {
-    let mut stats = all_stats();
-    stats.sort_by_key(|s| s.handle.load(Ordering::Relaxed));
     log("dump all service mem:".to_owned());
-    let mut total = 0;
-    for s in &stats {
-        let b = s.bytes.load(Ordering::Relaxed);
+    let mut total = 0isize;
+    for (handle, b) in services() {
         total += b;
-        log(format!(
-            ":{:08x} -> {}kb {}b",
-            s.handle.load(Ordering::Relaxed),
-            b >> 10,
-            b % 1024
-        ));
+        log(format!(":{handle:08x} -> {}kb {}b", b >> 10, b % 1024));
     }
     log(format!("+total: {}kb", total >> 10));
     0
 }
 
 #[lua_function]
-unsafe extern "C-unwind" fn dumpinfo(_l: *mut lua_State) -> c_int {
-    log("No jemalloc".to_owned());
+unsafe extern "C-unwind" fn dumpinfo(l: *mut lua_State) -> c_int {
+    let Some(a) = accounting() else {
+        log("No jemalloc".to_owned());
+        return 0;
+    };
+    // SAFETY: valid state; the option string stays on the stack during the call.
+    unsafe {
+        let opts = if ffi::lua_isstring(l, 1) != 0 {
+            let p = ffi::lua_tolstring(l, 1, std::ptr::null_mut());
+            (!p.is_null()).then(|| CStr::from_ptr(p))
+        } else {
+            None
+        };
+        a.stats_print(opts);
+    }
     0
 }
 
@@ -99,11 +131,17 @@ unsafe extern "C-unwind" fn jestat(l: *mut lua_State) -> c_int {
         c"stats.mapped",
         c"stats.active",
     ];
+    let a = accounting();
+    if let Some(a) = a {
+        // a new epoch refreshes jemalloc's statistics
+        let _ = a.mallctl_size(c"epoch", Some(1));
+    }
     // SAFETY: valid state.
     unsafe {
         ffi::lua_createtable(l, 0, KEYS.len() as c_int);
         for k in KEYS {
-            ffi::lua_pushinteger(l, 0);
+            let v = a.and_then(|a| a.mallctl_size(k, None)).unwrap_or(0);
+            ffi::lua_pushinteger(l, v as ffi::lua_Integer);
             ffi::lua_setfield(l, -2, k.as_ptr());
         }
     }
@@ -112,28 +150,44 @@ unsafe extern "C-unwind" fn jestat(l: *mut lua_State) -> c_int {
 
 #[lua_function]
 unsafe extern "C-unwind" fn mallctl(l: *mut lua_State) -> c_int {
+    // SAFETY: valid state; luaL_checklstring raises a Lua error for a non-string.
+    let name = unsafe { CStr::from_ptr(ffi::luaL_checklstring(l, 1, std::ptr::null_mut())) };
+    let v = match accounting() {
+        Some(a) => a.mallctl_size(name, None).unwrap_or(0),
+        None => {
+            log(format!(
+                "No jemalloc : mallctl_int64 {}.",
+                name.to_string_lossy()
+            ));
+            0
+        }
+    };
     // SAFETY: valid state.
-    unsafe {
-        let name = crate::lua::to_bytes(l, 1).map(|b| String::from_utf8_lossy(b).into_owned());
-        log(format!(
-            "No jemalloc : mallctl_int64 {}.",
-            name.unwrap_or_default()
-        ));
-        ffi::lua_pushinteger(l, 0);
-    }
+    unsafe { ffi::lua_pushinteger(l, v as ffi::lua_Integer) };
     1
 }
 
 #[lua_function]
 unsafe extern "C-unwind" fn dumpheap(_l: *mut lua_State) -> c_int {
-    log("No jemalloc : mallctl_cmd prof.dump.".to_owned());
+    match accounting() {
+        Some(a) => {
+            let _ = a.mallctl_cmd(c"prof.dump");
+        }
+        None => log("No jemalloc : mallctl_cmd prof.dump.".to_owned()),
+    }
     0
 }
 
 #[lua_function]
 unsafe extern "C-unwind" fn profactive(l: *mut lua_State) -> c_int {
     // SAFETY: valid state.
-    unsafe { ffi::lua_pushboolean(l, 0) };
+    let new =
+        unsafe { (ffi::lua_type(l, 1) != ffi::LUA_TNONE).then(|| ffi::lua_toboolean(l, 1) != 0) };
+    let active = accounting()
+        .and_then(|a| a.mallctl_bool(c"prof.active", new))
+        .unwrap_or(false);
+    // SAFETY: valid state.
+    unsafe { ffi::lua_pushboolean(l, c_int::from(active)) };
     1
 }
 

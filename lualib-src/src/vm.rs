@@ -6,9 +6,11 @@
 
 use crate::lua::ffi::{self, lua_Debug, lua_State};
 use parking_lot::Mutex;
+use skynet_core::memory::Accounting;
+use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
 /// First memory warning at 32 MiB; the threshold doubles after each.
 pub const MEMORY_WARNING_REPORT: usize = 32 * 1024 * 1024;
@@ -23,20 +25,27 @@ pub struct MemStat {
     pub blocks: AtomicUsize,
 }
 
-/// Every live VM's figures (for `skynet.memory.total/info/dump`).
+/// Every live VM's figures (for `skynet.memory` without the executable's accounting).
 pub fn all_stats() -> Vec<Arc<MemStat>> {
-    let mut reg = registry().lock();
-    reg.retain(|w| w.strong_count() > 0);
-    reg.iter().filter_map(Weak::upgrade).collect()
+    registry().lock().values().cloned().collect()
 }
 
-fn registry() -> &'static Mutex<Vec<Weak<MemStat>>> {
-    static REG: OnceLock<Mutex<Vec<Weak<MemStat>>>> = OnceLock::new();
-    REG.get_or_init(|| Mutex::new(Vec::new()))
+/// The live VMs' figures, by the address of their [`MemStat`]; a VM removes its own entry
+/// when it is dropped.
+fn registry() -> &'static Mutex<HashMap<usize, Arc<MemStat>>> {
+    static REG: OnceLock<Mutex<HashMap<usize, Arc<MemStat>>>> = OnceLock::new();
+    REG.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn registry_key(stat: &Arc<MemStat>) -> usize {
+    Arc::as_ptr(stat) as usize
 }
 
 pub struct Vm {
     l: *mut lua_State,
+    /// Where the Lua heap comes from: the executable's allocator outside its per-service
+    /// accounting (the VM counts its heap itself), else libc. Fixed for the VM's life.
+    raw: Option<&'static dyn Accounting>,
     pub stat: Arc<MemStat>,
     mem_report: AtomicUsize,
     mem_limit: AtomicUsize,
@@ -84,9 +93,10 @@ impl Vm {
     /// A new VM with our allocator. `None` if Lua could not allocate its state.
     pub fn new() -> Option<Box<Vm>> {
         let stat = Arc::new(MemStat::default());
-        registry().lock().push(Arc::downgrade(&stat));
+        registry().lock().insert(registry_key(&stat), stat.clone());
         let mut vm = Box::new(Vm {
             l: std::ptr::null_mut(),
+            raw: skynet_core::memory::accounting(),
             stat,
             mem_report: AtomicUsize::new(MEMORY_WARNING_REPORT),
             mem_limit: AtomicUsize::new(0),
@@ -195,6 +205,7 @@ impl Drop for Vm {
             // SAFETY: the state is ours and no longer used by anyone.
             unsafe { ffi::lua_close(self.l) };
         }
+        registry().lock().remove(&registry_key(&self.stat));
     }
 }
 
@@ -250,7 +261,7 @@ unsafe extern "C-unwind" fn signal_hook(l: *mut lua_State, _ar: *mut lua_Debug) 
 }
 
 /// The snlua allocator: counts bytes and blocks, enforces the limit, warns at doubling
-/// thresholds, allocates from libc.
+/// thresholds, allocates outside the per-service C accounting (or from libc).
 unsafe extern "C" fn lalloc(
     ud: *mut c_void,
     ptr: *mut c_void,
@@ -271,8 +282,12 @@ unsafe extern "C" fn lalloc(
             let blocks = stat.blocks.load(Ordering::Relaxed);
             stat.blocks
                 .store(blocks.saturating_sub(1), Ordering::Relaxed);
-            // SAFETY: ptr came from this allocator (libc).
-            unsafe { libc::free(ptr) };
+            match vm.raw {
+                // SAFETY: ptr came from this allocator, which is fixed for the VM's life.
+                Some(a) => unsafe { a.raw_free(ptr) },
+                // SAFETY: as above (libc).
+                None => unsafe { libc::free(ptr) },
+            }
         }
         return std::ptr::null_mut();
     }
@@ -284,8 +299,12 @@ unsafe extern "C" fn lalloc(
     if limit != 0 && charged > limit && nsize > old {
         return std::ptr::null_mut();
     }
-    // SAFETY: ptr is NULL or a libc block of this allocator.
-    let p = unsafe { libc::realloc(ptr, nsize) };
+    let p = match vm.raw {
+        // SAFETY: ptr is NULL or a block of this allocator; nsize > 0.
+        Some(a) => unsafe { a.raw_realloc(ptr, nsize) },
+        // SAFETY: as above (libc).
+        None => unsafe { libc::realloc(ptr, nsize) },
+    };
     if p.is_null() {
         return p;
     }
@@ -306,4 +325,31 @@ unsafe extern "C" fn lalloc(
         }
     }
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_vm_leaves_the_registry() {
+        // The stats are kept alive here, so their addresses (the registry's keys) stay unique
+        // while VMs of other tests come and go.
+        let mut gone = Vec::new();
+        for _ in 0..500 {
+            let vm = Vm::new().expect("a new VM");
+            let stat = vm.stat.clone();
+            assert!(registry().lock().contains_key(&registry_key(&stat)));
+            assert!(all_stats().iter().any(|s| Arc::ptr_eq(s, &stat)));
+            drop(vm);
+            gone.push(stat);
+        }
+        let reg = registry().lock();
+        let left = gone
+            .iter()
+            .filter(|s| reg.contains_key(&registry_key(s)))
+            .count();
+        assert_eq!(left, 0, "entries of dropped VMs still registered");
+        assert!(gone.iter().all(|s| Arc::strong_count(s) == 1));
+    }
 }

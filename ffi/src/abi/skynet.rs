@@ -383,7 +383,7 @@ pub extern "C" fn skynet_now() -> u64 {
     try_node().map_or(0, |n| n.timer.now())
 }
 
-/// Prints the current service's memory use to stderr (always 0: no per-service accounting).
+/// Prints the C memory charged to the current service to stderr (`(nil)` for none).
 ///
 /// # Safety
 /// `info` NULL or a C string.
@@ -392,6 +392,12 @@ pub unsafe extern "C" fn skynet_debug_memory(info: *const c_char) {
     guard("skynet_debug_memory", (), || {
         // SAFETY: per the contract above.
         let info = unsafe { cstr(info) }.unwrap_or_default();
-        eprintln!("[:{:08x}] {} (nil)", current_handle(), info);
+        let handle = current_handle();
+        let bytes = skynet_core::memory::accounting().map_or(0, |a| a.service(handle));
+        if bytes == 0 {
+            eprintln!("[:{handle:08x}] {info} (nil)");
+        } else {
+            eprintln!("[:{handle:08x}] {info} {bytes:#x}");
+        }
     })
 }
