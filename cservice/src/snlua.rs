@@ -3,7 +3,8 @@
 //! init sends the launch arguments to the service itself as its first message, so the Lua
 //! start-up runs on a worker after LAUNCH has returned. That message opens the libraries,
 //! installs `skynet.profile` (and its `coroutine.resume`/`wrap`), `skynet.codecache` and the
-//! built-in modules, sets the globals of SURFACE 8.5 and runs `lualoader` with the arguments.
+//! built-in modules, sets the globals `LUA_PATH`, `LUA_CPATH`, `LUA_SERVICE` and `LUA_PRELOAD`
+//! from the config and runs `lualoader` with the arguments.
 //! The Lua code then installs its dispatcher with `skynet.core.callback`.
 
 use skynet_core::env::env;

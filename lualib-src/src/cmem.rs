@@ -1,7 +1,7 @@
 //! libc `malloc` blocks owned by Rust until they are handed to Lua or C.
 //!
 //! Buffers that cross to C or Lua (packets returned as light userdata, socket message data) must
-//! be process `malloc` blocks that the receiver releases with `free` (SURFACE §0.3). These two
+//! be process `malloc` blocks that the receiver releases with `free`. These two
 //! small owners keep such a block safe to hold in Rust: they free it on drop unless it was given
 //! away with `into_raw`. Allocation failure aborts the process, as upstream's `skynet_malloc`
 //! does.
