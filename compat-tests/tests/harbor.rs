@@ -107,6 +107,26 @@ fn two_nodes_names_handles_down_and_bad_peers() {
         "Unknown destination :1fffff0 from :3000001 type(0)",
         TIMEOUT,
     );
+    // PTYPE_SOCKET / PTYPE_SYSTEM frames carry a pointer a peer could forge: refused like any
+    // undeliverable message (PTYPE_ERROR back), with a log line; node 1 lives on.
+    let mut forged = vec![0u8; 24];
+    forged[0..4].copy_from_slice(&1i32.to_ne_bytes());
+    forged[8..12].copy_from_slice(&8i32.to_ne_bytes());
+    forged[16..24].copy_from_slice(&0xdead_beefu64.to_ne_bytes());
+    for (ty, session) in [(6u8, 78u32), (4, 79)] {
+        p3.write_all(&frame(&forged, 0x0300_0001, ty, 0x000001, session))
+            .unwrap();
+        p3.read_exact(&mut back).expect("an error frame back");
+        assert_eq!(
+            back.to_vec(),
+            frame(b"", 0x0100_0001, 7, 0x000001, session),
+            "PTYPE_ERROR for a forged type {ty} frame"
+        );
+        w1.expect(
+            &format!("refused a message of type {ty} from :03000001 to :01000001"),
+            TIMEOUT,
+        );
+    }
     // A length whose first byte is not 0: that link only is closed, with a log line.
     p3.write_all(&[0x01, 0, 0, 0, 0xde, 0xad]).unwrap();
     assert_closed(&mut p3, "a 0x01 length byte");
