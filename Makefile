@@ -15,7 +15,7 @@ HEADERS := $(wildcard include/*.h)
 LUA_INC ?= /usr/include/lua5.4
 LMODS := $(if $(wildcard $(LUA_INC)/lua.h),$(patsubst compat-tests/luaclib/%.c,$(BUILD)/luaclib/%.so,$(wildcard compat-tests/luaclib/*.c)))
 
-.PHONY: all skynet luaclib test test-lua55 fuzz-smoke bench bench-upstream bench-chart cmods bmods emods lmods run clean fmt lint headers
+.PHONY: all skynet luaclib test test-lua55 test-threads fuzz-smoke bench bench-upstream bench-chart cmods bmods emods lmods run clean fmt lint headers
 
 all: skynet luaclib cmods emods lmods bmods
 
@@ -64,11 +64,17 @@ $(BUILD)/bench/%.so: compat-tests/bench/%.c $(HEADERS)
 LUA55_BIN := $(CURDIR)/target-lua55/release/skynet
 
 # Under `make test` a test whose module or binary is missing fails instead of skipping.
-test test-lua55: export SKYNET_REQUIRE_ALL := 1
+test test-lua55 test-threads: export SKYNET_REQUIRE_ALL := 1
 
 test: all
 	$(CARGO) test --release --workspace
 	$(MAKE) test-lua55
+
+# Every test that runs the executable again with 1 and with 16 workers (the suites use 2);
+# scenarios that need two workers at once pin `thread = 2` themselves.
+test-threads: all
+	SKYNET_TEST_THREADS=1 $(CARGO) test --release --no-fail-fast -p compat-tests
+	SKYNET_TEST_THREADS=16 $(CARGO) test --release --no-fail-fast -p compat-tests
 
 # The same core with Lua 5.5 (skynet master): unit tests of the Lua modules and every test
 # that runs the executable.

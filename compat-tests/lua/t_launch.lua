@@ -86,6 +86,10 @@ t.start(function()
 		return exited[3]
 	end)
 	t.eq("send_to_exited", send_after_exit(3), nil)
+	-- a child's main chunk runs on a worker after LAUNCH returns: let it run before the KILL
+	for _, h in ipairs { 8, 0xe, 0xf } do
+		t.call(h, "started?")
+	end
 	for _, h in ipairs { 5, 8, 0xe, 0xf } do
 		c.command("KILL", string.format(":%x", h))
 	end

@@ -130,10 +130,20 @@ pub fn spawn_lua_with(service: &str, config_extra: &str) -> Running {
     Node::spawn(&extra, &format!("snlua {service}"))
 }
 
+/// Config line for tests whose scenario needs two workers running at once (a service stuck in
+/// a loop while another answers, the env value they check): they pin it against
+/// `$SKYNET_TEST_THREADS`.
+pub const TWO_WORKERS: &str = "thread = 2\n";
+
 /// Runs `snlua <service args>` as [`spawn_lua`] does until the node ends (or `timeout`), and
 /// checks that it exited cleanly and that no service logged "UNEXPECTED".
 pub fn run_lua(service: &str, timeout: Duration) -> Output {
-    let out = spawn_lua(service).finish(timeout);
+    run_lua_with(service, "", timeout)
+}
+
+/// As [`run_lua`], with more config lines.
+pub fn run_lua_with(service: &str, config_extra: &str, timeout: Duration) -> Output {
+    let out = spawn_lua_with(service, config_extra).finish(timeout);
     out.assert_clean_exit();
     out.assert_no_line_containing("UNEXPECTED");
     out
@@ -151,7 +161,7 @@ pub struct Running {
 }
 
 impl Node {
-    /// Runs `skynet` with a generated config: `thread = 2`, `harbor = 0`, `cpath`, `bootstrap`,
+    /// Runs `skynet` with a generated config: `thread = 2` (or `$SKYNET_TEST_THREADS`), `harbor = 0`, `cpath`, `bootstrap`,
     /// then `config_extra` (later assignments override earlier ones). Kills it after `timeout`.
     pub fn run(config_extra: &str, bootstrap: &str, timeout: Duration) -> Output {
         Node::spawn(config_extra, bootstrap).finish(timeout)
@@ -183,8 +193,10 @@ impl Node {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create temp dir");
+        // SKYNET_TEST_THREADS reruns the suites under other worker counts (1, 16, ...).
+        let threads = std::env::var("SKYNET_TEST_THREADS").unwrap_or_else(|_| "2".to_owned());
         let config = format!(
-            "thread = 2\nharbor = 0\ncpath = {:?}\nbootstrap = {:?}\n{}\n",
+            "thread = {threads}\nharbor = 0\ncpath = {:?}\nbootstrap = {:?}\n{}\n",
             cpath(),
             bootstrap,
             config_extra

@@ -316,7 +316,7 @@ fn env_getenv_setenv() {
         return;
     }
     let out = run(
-        "mystr = \"hello\"\nmynum = 2.0\nmyint = 7\nmybool = true",
+        "thread = 2\nmystr = \"hello\"\nmynum = 2.0\nmyint = 7\nmybool = true",
         "t_env",
     );
     out.assert_clean_exit();
@@ -401,7 +401,7 @@ fn queued_messages_get_error_replies() {
     if !require_modules(&["t_exitq", "t_sink"]) {
         return;
     }
-    let out = run("", "t_exitq");
+    let out = run(compat_tests::TWO_WORKERS, "t_exitq");
     out.assert_clean_exit();
     out.assert_checks(&[
         "launch_sink",

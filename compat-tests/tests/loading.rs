@@ -23,7 +23,11 @@ fn lua_config(dir: &Path) -> String {
 #[test]
 fn cpu_limit_interrupts_an_endless_lua_handler() {
     let lua = repo_root().join("compat-tests").join("lua");
-    let extra = format!("{}cpu_limit = 1\n", lua_config(&lua));
+    let extra = format!(
+        "{}cpu_limit = 1\n{}",
+        lua_config(&lua),
+        compat_tests::TWO_WORKERS
+    );
     let out = Node::run(&extra, "snlua t_cpulimit", TIMEOUT);
     out.assert_clean_exit();
     out.assert_no_line_containing("UNEXPECTED");

@@ -17,6 +17,13 @@ fn run_lua(service: &str) -> Output {
     out
 }
 
+/// As [`run_lua`] for scenarios that need two workers at once (see `TWO_WORKERS`).
+fn run_lua_two_workers(service: &str) -> Output {
+    let out = compat_tests::run_lua_with(service, compat_tests::TWO_WORKERS, TIMEOUT);
+    out.assert_line(&line(BOOT, &format!("LAUNCH snlua {service}")));
+    out
+}
+
 /// Lines logged by `handle` whose text starts with `prefix` (texts without the log prefix).
 fn texts_starting<'a>(out: &'a Output, handle: u32, prefix: &str) -> Vec<&'a str> {
     out.texts_from(handle)
@@ -182,7 +189,7 @@ fn lua_timeout_sessions_and_order() {
 
 #[test]
 fn lua_names_and_commands() {
-    let out = run_lua("t_names");
+    let out = run_lua_two_workers("t_names");
     out.assert_checks(&[
         "reg_self_addr",
         "reg_self_text",
@@ -567,7 +574,7 @@ fn lua_memory_limit_and_warning() {
 
 #[test]
 fn lua_signal_breaks_endless_loops() {
-    let out = run_lua("t_endless");
+    let out = run_lua_two_workers("t_endless");
     out.assert_checks(&[
         "loop_handle",
         "loop_ready",
@@ -866,8 +873,10 @@ fn lua_launch_refuses_names_leaving_the_search_paths() {
 /// with PTYPE_ERROR, a one-way message is dropped; the crossing is logged once each way.
 #[test]
 fn lua_queue_limit_refuses_calls() {
-    let run =
-        compat_tests::spawn_lua_with("t_qlimit", "queue_limit = 77\nqueue_bytes_limit = 12345");
+    let run = compat_tests::spawn_lua_with(
+        "t_qlimit",
+        "queue_limit = 77\nqueue_bytes_limit = 12345\nthread = 2",
+    );
     let out = run.finish(TIMEOUT);
     out.assert_clean_exit();
     out.assert_no_line_containing("UNEXPECTED");
@@ -892,7 +901,7 @@ fn abort_ends_the_node_while_a_handler_is_stuck() {
         ("loop", "is still in a handler, interrupting it"),
         ("block", "still in a handler; exiting without them"),
     ] {
-        let out = run_lua(&format!("t_abort {request}"));
+        let out = run_lua_two_workers(&format!("t_abort {request}"));
         out.assert_checks(&["loop_ready"]);
         out.assert_line(&line(BOOT, "ABORTING"));
         assert!(

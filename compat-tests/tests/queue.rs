@@ -42,7 +42,11 @@ fn queue_limit_flood_of_ten_million() {
         return;
     }
     let _serial = serial();
-    let out = Node::run("queue_limit = 500000", "t_qflood", Duration::from_secs(90));
+    let out = Node::run(
+        "queue_limit = 500000\nthread = 2",
+        "t_qflood",
+        Duration::from_secs(90),
+    );
     out.assert_clean_exit();
     out.assert_checks(&[
         "launch_sleeper",

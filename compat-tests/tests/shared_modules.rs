@@ -42,7 +42,7 @@ fn multicast_packages_shared_by_subscribers() {
 
 #[test]
 fn debugchannel_between_services() {
-    let out = run_lua("t_debugchannel");
+    let out = compat_tests::run_lua_with("t_debugchannel", compat_tests::TWO_WORKERS, TIMEOUT);
     out.assert_checks(&[
         "handle_type",
         "connected",

@@ -88,6 +88,9 @@ pub struct Context {
     callback_version: AtomicU64,
     session_id: AtomicI32,
     initialized: AtomicBool,
+    /// Set when the handle is retired (EXIT, KILL, ABORT): a dispatch turn stops at once, so
+    /// the rest of the queue gets error replies instead of reaching a service that has exited.
+    retired: AtomicBool,
     endless: AtomicBool,
     profile: bool,
     /// Microseconds of thread CPU time spent in callbacks.
@@ -122,6 +125,7 @@ impl Context {
             callback_version: AtomicU64::new(0),
             session_id: AtomicI32::new(0),
             initialized: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
             endless: AtomicBool::new(false),
             profile,
             cpu_cost: AtomicU64::new(0),
@@ -869,7 +873,15 @@ impl Node {
                 });
             }
         }
-        self.handles.retire_all();
+        loop {
+            let handles = self.handles.handles();
+            if handles.is_empty() {
+                break;
+            }
+            for h in handles {
+                self.retire(h);
+            }
+        }
     }
 
     /// Whether ABORT was issued.
@@ -926,7 +938,15 @@ impl Node {
                 Payload::empty(),
             );
         }
-        drop(self.handles.retire(handle));
+        self.retire(handle);
+    }
+
+    /// Removes a handle; its context ends when the last reference (a dispatch turn, a sender)
+    /// is dropped.
+    fn retire(&self, handle: u32) {
+        if let Some(c) = self.handles.retire(handle) {
+            c.retired.store(true, Ordering::Relaxed);
+        }
     }
 
     /// One dispatch turn of a worker (upstream `skynet_context_message_dispatch`). `q` is the
@@ -979,6 +999,9 @@ impl Node {
             ctx.dispatch_message(msg, &mut held, clock);
             slot.trigger(0, 0);
             i += 1;
+            if ctx.retired.load(Ordering::Relaxed) {
+                break; // the rest of the queue is answered with errors once ctx is gone
+            }
         }
         ctx.put_back_callback(held);
         drop(ctx);
