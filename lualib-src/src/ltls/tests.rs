@@ -5,7 +5,7 @@
 use super::*;
 use crate::testlua;
 use parking_lot::Mutex;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use std::path::PathBuf;
 
 /// The init flag is process-wide: the tests that use the module run one at a time.
@@ -23,6 +23,11 @@ impl Certs {
         std::fs::create_dir_all(&dir).unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Distinct subjects: OpenSSL takes a certificate whose issuer is its subject for a
+        // self-signed one.
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "skynet-rs test CA");
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
         let leaf_key = KeyPair::generate().unwrap();
         let leaf = CertificateParams::new(vec!["localhost".to_string()])
