@@ -1,7 +1,8 @@
 //! `ltls.c` (TLS on rustls) in a running node: our Lua service `t_tls` serves HTTPS over
 //! skynet.socketdriver the way lualib's `http.tlshelper` drives the TLS objects, and requests
 //! itself (with and without server verification). This test adds clients of its own over
-//! 127.0.0.1: a rustls client with its own socket, and `curl` (OpenSSL) when it is installed.
+//! 127.0.0.1: a rustls client with its own socket, and `curl` (OpenSSL; skipped where it is not
+//! installed, except under `make test`).
 //! Certificates are made here with rcgen for each run.
 //!
 //! With upstream's Lua tree in env `SKYNET_UPSTREAM` (skipped without it), lualib's own
@@ -137,7 +138,7 @@ fn https_server_and_client_over_socketdriver() {
                 String::from_utf8_lossy(&o.stderr)
             );
         }
-        Err(e) => eprintln!("SKIP (curl part): {e}"),
+        Err(e) => compat_tests::skip_missing(format_args!("the curl part needs curl ({e})")),
     }
 
     // Not TLS at all: the server's handshake fails, it logs it and serves on.
