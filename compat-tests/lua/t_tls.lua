@@ -9,7 +9,8 @@
 -- see big_body) and /quit ("bye", then the node finishes once the service's own client checks
 -- are done). A connection whose handshake fails logs "TLS_ERROR <message>" and is closed.
 -- The service's own client requests itself without and with verification (CHECK lines) and
--- logs "SELF DONE".
+-- logs "SELF DONE". With config tls_peer_ports (a comma-separated list), it also verifies
+-- and GETs "/" from each of those 127.0.0.1 ports first (CHECK peer_server_<n>).
 local t = require "t"
 local ts = require "tsock"
 local c, sd = t.c, ts.sd
@@ -211,6 +212,16 @@ t.start(function()
 	t.raises("https_verify_wrong_name", "handshake error", get, port, verified, "example.com", "/x")
 	status, body = get(port, plain, "example.com", "/again")
 	t.eq("https_after_failure", body, "hello /again")
+
+	-- servers of another implementation (config tls_peer_ports: OpenSSL's s_server -www, one
+	-- port per protocol version), verified against the same CA
+	local peers = c.command("GETENV", "tls_peer_ports")
+	local n = 0
+	for p in (peers or ""):gmatch("%d+") do
+		n = n + 1
+		local ok, st = pcall(get, tonumber(p), verified, "localhost", "/")
+		t.eq("peer_server_" .. n, ok and st or tostring(st), "HTTP/1.0 200 ok")
+	end
 
 	c.error("SELF DONE")
 	self_done = true

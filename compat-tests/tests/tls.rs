@@ -11,10 +11,10 @@
 
 use compat_tests::{repo_root, spawn_lua_with, Node, Running};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -159,6 +159,86 @@ fn https_server_and_client_over_socketdriver() {
         "https_verify_wrong_name",
         "https_after_failure",
     ]);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// An `openssl s_server -www` on 127.0.0.1 (killed on drop), and its stdout (kept open: it
+/// writes there after each connection).
+struct OpensslServer {
+    child: std::process::Child,
+    _stdout: ChildOut,
+}
+
+type ChildOut = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
+impl OpensslServer {
+    /// Started with `args`, or None (a skip) where the `openssl` command is missing.
+    fn start(certs: &Certs, port: u16, args: &[&str]) -> Option<OpensslServer> {
+        let child = Command::new("openssl")
+            .args(["s_server", "-www", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(certs.file("cert.pem"))
+            .arg("-key")
+            .arg(certs.file("key.pem"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                compat_tests::skip_missing(format_args!("this test needs openssl ({e})"));
+                return None;
+            }
+        };
+        // It prints ACCEPT once it listens.
+        let out = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(out).lines();
+        let ready = lines.any(|l| l.is_ok_and(|l| l.contains("ACCEPT")));
+        let server = OpensslServer {
+            child,
+            _stdout: lines,
+        };
+        assert!(ready, "openssl s_server did not start");
+        Some(server)
+    }
+}
+
+impl Drop for OpensslServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// ltls.c's client against OpenSSL's server (TLS 1.3 and TLS 1.2), verifying it with
+/// `set_ca`: our `t_tls` GETs "/" from `openssl s_server -www` before its own checks end.
+#[test]
+fn https_client_against_openssl_server() {
+    let certs = Certs::new("openssl");
+    let (p13, p12) = (free_port(), free_port());
+    let Some(_s13) = OpensslServer::start(&certs, p13, &["-tls1_3"]) else {
+        return;
+    };
+    let Some(_s12) = OpensslServer::start(&certs, p12, &["-tls1_2"]) else {
+        return;
+    };
+    let config = format!("{}tls_peer_ports = \"{p13},{p12}\"\n", certs.config());
+    let run = spawn_lua_with("t_tls", &config);
+    let port = compat_tests::listen_port(&run, TIMEOUT);
+    run.watch().expect("] SELF DONE", TIMEOUT);
+    let resp = rustls_get(port, &certs.ca_der, "/quit");
+    assert!(resp.ends_with("\r\n\r\nbye"), "{resp}");
+    let out = finish(run);
+    out.assert_checks(&["https_get_body", "peer_server_1", "peer_server_2"]);
 }
 
 /// Upstream's Lua tree from env `SKYNET_UPSTREAM`, or None (the test is skipped).
