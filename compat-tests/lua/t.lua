@@ -139,11 +139,17 @@ local function dispatch(ty, msg, sz, session, source)
 			string.format("UNEXPECTED type=%d session=%d src=:%08x sz=%d", ty, session, source, sz)
 		)
 	end
+	-- The ready ones are collected first: a resumed coroutine may wait again (a new key), which
+	-- a `pairs` traversal in progress must not see.
+	local ready = {}
 	for co, cond in pairs(conds) do
 		if cond() then
-			conds[co] = nil
-			resume(co)
+			ready[#ready + 1] = co
 		end
+	end
+	for _, co in ipairs(ready) do
+		conds[co] = nil
+		resume(co)
 	end
 end
 

@@ -17,6 +17,8 @@ pub mod datasheet;
 #[cfg(feature = "embedded")]
 pub mod debugchannel;
 pub mod lpeg;
+#[cfg(feature = "embedded")]
+pub mod ltls;
 pub mod lua;
 pub mod md5core;
 #[cfg(feature = "embedded")]
@@ -99,6 +101,8 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
         sharetable::luaopen_skynet_sharetable_core,
     ),
     (c"skynet.cluster.core", cluster::luaopen_skynet_cluster_core),
+    (c"ltls.c", ltls::luaopen_ltls_c),
+    (c"ltls.init.c", ltls::luaopen_ltls_init_c),
 ];
 
 #[cfg(feature = "embedded")]
