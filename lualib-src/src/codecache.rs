@@ -1,22 +1,33 @@
 //! The code cache (`skynet.codecache`): Lua files compiled once per process.
 //!
-//! Upstream's patched Lua shares function prototypes between VMs. With a stock Lua we keep the
-//! compiled chunk (its bytecode, debug information included) per file name, and later loads
-//! of that file in any VM undump it instead of parsing the source again. The cache serves the
-//! loader, `loadfile` and `require` (snlua installs [`install`]).
+//! With Lua 5.4 the embedded Lua carries our extension (lualib-src/luapatch): a file is
+//! compiled once in the cache's own Lua state, its function prototypes are made shared
+//! (`lua_sharefunction`), and every VM that loads the file gets a new closure of the shared
+//! prototype (`lua_clonefunction`): a VM allocates only closures and upvalues for cached code.
+//! With Lua 5.5 the cache keeps the compiled chunk (bytecode, debug information included) per
+//! file name and later loads undump it instead of parsing the source again. The cache serves
+//! the loader, `loadfile` and `require` (snlua installs [`install`]).
 //!
 //! Per-VM mode (`mode([m])`; `mode()` answers the mode, `mode(m)` sets it and answers nothing,
 //! as upstream): "ON" (default) uses the cache and fills it, "EXIST" only uses what is there,
 //! "OFF" always reads the source. `clear()` empties the cache, so edited files
-//! are read again (as upstream's hot-fix flow expects).
+//! are read again (as upstream's hot-fix flow expects). Shared prototypes are never freed:
+//! closures made before a `clear` keep running the old code, and each cleared version of a
+//! file stays in memory until the process exits.
 
 use crate::lua::lua_function;
 use crate::lua::{ffi, new_lib, to_bytes, CFunction};
 use ffi::lua_State;
-use parking_lot::Mutex;
-use std::collections::HashMap;
-use std::ffi::{c_char, c_int, c_void, CStr};
-use std::sync::{Arc, OnceLock};
+use std::ffi::{c_char, c_int, CStr};
+
+#[cfg(not(feature = "lua54"))]
+mod bytecode;
+#[cfg(not(feature = "lua54"))]
+use bytecode::{clear as clear_cache, load_cached};
+#[cfg(feature = "lua54")]
+mod shared;
+#[cfg(feature = "lua54")]
+use shared::{clear as clear_cache, load_cached};
 
 const MODE_KEY: &CStr = c"skynet.codecache.mode";
 
@@ -25,14 +36,6 @@ enum Mode {
     Off,
     Exist,
     On,
-}
-
-/// File name -> bytecode.
-type Cache = Mutex<HashMap<Vec<u8>, Arc<Vec<u8>>>>;
-
-fn cache() -> &'static Cache {
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 /// The VM's mode (default ON).
@@ -48,24 +51,6 @@ unsafe fn mode_of(l: *mut lua_State) -> Mode {
         ffi::lua_pop(l, 1);
         m
     }
-}
-
-unsafe extern "C-unwind" fn write_chunk(
-    _l: *mut lua_State,
-    p: *const c_void,
-    sz: usize,
-    ud: *mut c_void,
-) -> c_int {
-    // A panic (out of memory while growing) must not unwind into lua_dump: report a write
-    // error instead, which makes the dump fail cleanly.
-    std::panic::catch_unwind(|| {
-        // SAFETY: ud is the Vec passed by `load_file`; p has sz bytes.
-        unsafe {
-            let out = &mut *(ud as *mut Vec<u8>);
-            out.extend_from_slice(std::slice::from_raw_parts(p as *const u8, sz));
-        }
-    })
-    .map_or(1, |()| 0)
 }
 
 /// `luaL_loadfilex` through the cache: pushes the chunk (or an error message) and returns the
@@ -87,46 +72,6 @@ pub unsafe fn load_file(l: *mut lua_State, filename: &CStr, mode: *const c_char)
     let status = unsafe { load_cached(l, filename, mode, vm_mode) };
     if let (Some(vm), ffi::LUA_OK) = (vm, status) {
         vm.add_code(vm.memory().saturating_sub(before));
-    }
-    status
-}
-
-/// The cache lookup and fill behind [`load_file`] (mode ON or EXIST).
-unsafe fn load_cached(
-    l: *mut lua_State,
-    filename: &CStr,
-    mode: *const c_char,
-    vm_mode: Mode,
-) -> c_int {
-    let key = filename.to_bytes();
-    let hit = cache().lock().get(key).cloned();
-    if let Some(code) = hit {
-        // SAFETY: the bytecode was produced by lua_dump of this same Lua build.
-        let status = unsafe {
-            ffi::luaL_loadbufferx(
-                l,
-                code.as_ptr() as *const c_char,
-                code.len(),
-                filename.as_ptr(),
-                c"b".as_ptr(),
-            )
-        };
-        if status == ffi::LUA_OK {
-            return status;
-        }
-        // SAFETY: pop the error and fall back to the source.
-        unsafe { ffi::lua_pop(l, 1) };
-    }
-    // SAFETY: valid state and C strings.
-    let status = unsafe { ffi::luaL_loadfilex(l, filename.as_ptr(), mode) };
-    if status == ffi::LUA_OK && vm_mode == Mode::On {
-        let mut code = Vec::new();
-        // SAFETY: the chunk is on the top of the stack; the writer appends to `code`.
-        let dumped =
-            unsafe { ffi::lua_dump(l, write_chunk, &mut code as *mut Vec<u8> as *mut c_void, 0) };
-        if dumped == 0 && !code.is_empty() {
-            cache().lock().insert(key.to_vec(), Arc::new(code));
-        }
     }
     status
 }
@@ -220,7 +165,7 @@ pub unsafe fn install(l: *mut lua_State) {
 
 #[lua_function]
 unsafe extern "C-unwind" fn clear(_l: *mut lua_State) -> c_int {
-    cache().lock().clear();
+    clear_cache();
     0
 }
 
