@@ -166,6 +166,11 @@ extern char lua_pushexternalstring;
 extern char luaL_openlibs;
 extern char lua_resetthread;
 extern char lua_setcstacklimit;
+/* our extension of Lua 5.4 (lualib-src/luapatch/lshare54.c) */
+extern char luaL_loadfilex_;
+extern char lua_clonefunction;
+extern char lua_sharefunction;
+extern char lua_sharestring;
 #endif
 
 __attribute__((used)) void *const skynet_lua_api[] = {
@@ -218,5 +223,7 @@ __attribute__((used)) void *const skynet_lua_api[] = {
 	(void *)&lua_numbertocstring, (void *)&lua_pushexternalstring,
 #else
 	(void *)&luaL_openlibs, (void *)&lua_resetthread, (void *)&lua_setcstacklimit,
+	(void *)&luaL_loadfilex_, (void *)&lua_clonefunction, (void *)&lua_sharefunction,
+	(void *)&lua_sharestring,
 #endif
 };

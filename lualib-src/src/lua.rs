@@ -23,6 +23,7 @@ use ffi::lua_State;
 /// The Lua C API (mlua's declarations) and the entry points our embedded Lua adds.
 pub mod ffi {
     pub use mlua::ffi::*;
+    #[cfg(feature = "lua54")]
     use std::ffi::{c_int, c_void};
 
     unsafe extern "C-unwind" {
