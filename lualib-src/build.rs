@@ -1,6 +1,6 @@
 //! Builds the embedded Lua (feature `embedded`): the sources of the `lua-src` crate pinned in
-//! Cargo.lock, copied to OUT_DIR, extended by our shared-prototype patch (Lua 5.4, see
-//! `luapatch/`), compiled into a static library that is linked whole (every API symbol stays in
+//! Cargo.lock, copied to OUT_DIR, extended by our shared-prototype patch (see
+//! `luapatch/lshare.c` and the edits below), compiled into a static library that is linked whole (every API symbol stays in
 //! the executable, which exports them to C modules). mlua links nothing itself (`external`).
 //!
 //! `SKYNET_LUA_SRC_DIR` may name a directory holding `lua-5.4.x/` and `lua-5.5.x/` (for
@@ -17,8 +17,8 @@ struct Edit {
     replace: &'static str,
 }
 
-/// Our change to Lua 5.4's own files; the new code lives in `luapatch/lshare54.c`.
-const EDITS_54: &[Edit] = &[
+/// Our change to Lua's own files (both versions); the new code lives in `luapatch/lshare.c`.
+const EDITS: &[Edit] = &[
     Edit {
         file: "lgc.h",
         find: "#define isold(o)\t(getage(o) > G_SURVIVAL)\n",
@@ -39,6 +39,10 @@ const EDITS_54: &[Edit] = &[
 LUAI_FUNC int luaS_eqshrcontents (TString *a, TString *b);\n\
 LUAI_FUNC unsigned int luaS_processseed (unsigned int candidate);\n",
     },
+];
+
+/// Lua 5.4 only.
+const EDITS_54: &[Edit] = &[
     Edit {
         file: "ltable.c",
         find: "    case ctb(LUA_VLNGSTR):\n      return luaS_eqlngstr(tsvalue(k1), keystrval(n2));\n",
@@ -48,6 +52,20 @@ LUAI_FUNC unsigned int luaS_processseed (unsigned int candidate);\n",
         file: "lstate.c",
         find: "  g->seed = luai_makeseed(L);\n",
         replace: "  g->seed = luaS_processseed(luai_makeseed(L));  /* skynet: one seed per process */\n",
+    },
+];
+
+/// Lua 5.5 only.
+const EDITS_55: &[Edit] = &[
+    Edit {
+        file: "ltable.c",
+        find: "      case ctb(LUA_VLNGSTR):\n        return luaS_eqstr(tsvalue(k1), keystrval(n2));\n",
+        replace: "      case ctb(LUA_VSHRSTR):  /* skynet: not only identity (shared strings) */\n        return eqshrstr(tsvalue(k1), keystrval(n2));\n      case ctb(LUA_VLNGSTR):\n        return luaS_eqstr(tsvalue(k1), keystrval(n2));\n",
+    },
+    Edit {
+        file: "lstate.c",
+        find: "  g->seed = seed;\n",
+        replace: "  g->seed = luaS_processseed(seed);  /* skynet: one seed per process */\n",
     },
 ];
 
@@ -88,14 +106,13 @@ fn main() {
             sources.push(dst.join(&name));
         }
     }
-    if !lua55 {
-        for edit in EDITS_54 {
-            apply(&dst, edit);
-        }
-        let own = manifest.join("luapatch/lshare54.c");
-        fs::copy(&own, dst.join("lshare54.c")).expect("copy luapatch/lshare54.c");
-        sources.push(dst.join("lshare54.c"));
+    let own_edits = if lua55 { EDITS_55 } else { EDITS_54 };
+    for edit in EDITS.iter().chain(own_edits) {
+        apply(&dst, edit);
     }
+    fs::copy(manifest.join("luapatch/lshare.c"), dst.join("lshare.c"))
+        .expect("copy luapatch/lshare.c");
+    sources.push(dst.join("lshare.c"));
     sources.sort();
 
     let mut build = cc::Build::new();

@@ -872,14 +872,13 @@ fn abort_ends_the_node_while_a_handler_is_stuck() {
     }
 }
 
-/// Code-cache prototypes shared by every VM (Lua 5.4; with Lua 5.5 the cache keeps bytecode):
+/// Code-cache prototypes shared by every VM (our extension of the embedded Lua):
 /// shared constants, field and metamethod names against each VM's own strings under collector
 /// stress, in five VMs running at once on the node's threads; the heap cost of a cached load;
 /// codecache.clear, modes and compile errors with files edited on disk.
 #[test]
 fn lua_codecache_shared_prototypes() {
     let out = run_lua("t_shproto");
-    let lua55 = std::env::var("SKYNET_LUA").as_deref() == Ok("5.5");
     let checks = [
         "local_exercise",
         "worker_1",
@@ -887,11 +886,7 @@ fn lua_codecache_shared_prototypes() {
         "worker_3",
         "worker_4",
         "exercise_after_workers",
-        if lua55 {
-            "cached_load_undumps"
-        } else {
-            "cached_load_is_cheap"
-        },
+        "cached_load_is_cheap",
         "cached_chunk_is_a_new_instance",
         "cached_chunk_runs",
         "error_position",

@@ -1,12 +1,10 @@
 //! The code cache (`skynet.codecache`): Lua files compiled once per process.
 //!
-//! With Lua 5.4 the embedded Lua carries our extension (lualib-src/luapatch): a file is
-//! compiled once in the cache's own Lua state, its function prototypes are made shared
-//! (`lua_sharefunction`), and every VM that loads the file gets a new closure of the shared
-//! prototype (`lua_clonefunction`): a VM allocates only closures and upvalues for cached code.
-//! With Lua 5.5 the cache keeps the compiled chunk (bytecode, debug information included) per
-//! file name and later loads undump it instead of parsing the source again. The cache serves
-//! the loader, `loadfile` and `require` (snlua installs [`install`]).
+//! The embedded Lua carries our extension (lualib-src/luapatch): a file is compiled once in the
+//! cache's own Lua state, its function prototypes are made shared (`lua_sharefunction`), and
+//! every VM that loads the file gets a new closure of the shared prototype
+//! (`lua_clonefunction`): a VM allocates only closures and upvalues for cached code. The cache
+//! serves the loader, `loadfile` and `require` (snlua installs [`install`]).
 //!
 //! Per-VM mode (`mode([m])`; `mode()` answers the mode, `mode(m)` sets it and answers nothing,
 //! as upstream): "ON" (default) uses the cache and fills it, "EXIST" only uses what is there,
@@ -20,13 +18,7 @@ use crate::lua::{ffi, new_lib, to_bytes, CFunction};
 use ffi::lua_State;
 use std::ffi::{c_char, c_int, CStr};
 
-#[cfg(not(feature = "lua54"))]
-mod bytecode;
-#[cfg(not(feature = "lua54"))]
-use bytecode::{clear as clear_cache, load_cached};
-#[cfg(feature = "lua54")]
 mod shared;
-#[cfg(feature = "lua54")]
 use shared::{clear as clear_cache, load_cached};
 
 const MODE_KEY: &CStr = c"skynet.codecache.mode";

@@ -23,7 +23,7 @@ use ffi::lua_State;
 /// The Lua C API (mlua's declarations) and the entry points our embedded Lua adds.
 pub mod ffi {
     pub use mlua::ffi::*;
-    #[cfg(feature = "lua54")]
+    #[cfg(feature = "embedded")]
     use std::ffi::{c_int, c_void};
 
     unsafe extern "C-unwind" {
@@ -32,8 +32,8 @@ pub mod ffi {
         pub fn lua_closethread(l: *mut lua_State, from: *mut lua_State) -> c_int;
     }
 
-    // Our extension of the embedded Lua 5.4 (lualib-src/luapatch/lshare54.c).
-    #[cfg(all(feature = "embedded", feature = "lua54"))]
+    // Our extension of the embedded Lua (lualib-src/luapatch/lshare.c).
+    #[cfg(feature = "embedded")]
     unsafe extern "C-unwind" {
         /// Makes the prototype of the Lua function at `index` (a relative index) and
         /// everything it owns shared by all states of the process, for good.

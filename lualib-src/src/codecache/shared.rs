@@ -1,5 +1,5 @@
-//! Lua 5.4: files are compiled in the cache's own state and their prototypes shared by every
-//! VM of the process (our Lua extension, lualib-src/luapatch/lshare54.c).
+//! Files are compiled in the cache's own state and their prototypes shared by every VM of the
+//! process (our Lua extension, lualib-src/luapatch/lshare.c).
 
 use super::Mode;
 use crate::lua::{ffi, lua_function};

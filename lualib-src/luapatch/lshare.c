@@ -1,5 +1,6 @@
 /*
-** skynet-rs extension of Lua 5.4: function prototypes shared by all states of the process.
+** skynet-rs extension of Lua 5.4 and 5.5: function prototypes shared by all states of the
+** process.
 **
 ** A state that compiles code (the code cache's own state) calls lua_sharefunction on a Lua
 ** function: its prototype, the prototypes nested in it, and the strings they own (constants,
@@ -16,7 +17,7 @@
 ** the process uses the same seed (luaS_processseed).
 */
 
-#define lshare54_c
+#define lshare_c
 #define LUA_CORE
 
 #include "lprefix.h"
@@ -33,6 +34,14 @@
 #include "lobject.h"
 #include "lstate.h"
 #include "lstring.h"
+#include "ltable.h"
+
+
+#if LUA_VERSION_NUM >= 505
+#define GENERATIONAL	KGC_GENMINOR
+#else
+#define GENERATIONAL	KGC_GEN
+#endif
 
 
 static unsigned int process_seed = 0;
@@ -53,7 +62,7 @@ unsigned int luaS_processseed (unsigned int candidate) {
 /* Equality of two distinct short strings, one of them shared. */
 int luaS_eqshrcontents (TString *a, TString *b) {
   return a->hash == b->hash && a->shrlen == b->shrlen &&
-         memcmp(getstr(a), getstr(b), a->shrlen) == 0;
+         memcmp(getshrstr(a), getshrstr(b), cast_sizet(a->shrlen)) == 0;
 }
 
 
@@ -97,10 +106,14 @@ static void shareproto (Proto *p) {
 */
 static int settle (lua_State *L) {
   global_State *g = G(L);
-  int gen = (g->gckind == KGC_GEN);
+  int gen = (g->gckind != KGC_INC);
   if (gen)
     luaC_changemode(L, KGC_INC);
+#if LUA_VERSION_NUM >= 505
+  luaC_runtilstate(L, GCSpause, 1);
+#else
   luaC_runtilstate(L, bitmask(GCSpause));
+#endif
   return gen;
 }
 
@@ -117,7 +130,7 @@ static void unlinkshared (lua_State *L, int gen) {
       p = &o->next;
   }
   if (gen)
-    luaC_changemode(L, KGC_GEN);
+    luaC_changemode(L, GENERATIONAL);
 }
 
 
@@ -162,9 +175,16 @@ LUA_API void lua_clonefunction (lua_State *L, const void *fp) {
   api_incr_top(L);
   luaF_initupvals(L, cl);
   if (cl->nupvalues >= 1) {  /* first upvalue: the global table, as lua_load sets it */
+#if LUA_VERSION_NUM >= 505
+    TValue gt;
+    luaH_getint(hvalue(&G(L)->l_registry), LUA_RIDX_GLOBALS, &gt);
+    setobj(L, cl->upvals[0]->v.p, &gt);
+    luaC_barrier(L, cl->upvals[0], &gt);
+#else
     const TValue *gt = &hvalue(&G(L)->l_registry)->array[LUA_RIDX_GLOBALS - 1];
     setobj(L, cl->upvals[0]->v.p, gt);
     luaC_barrier(L, cl->upvals[0], gt);
+#endif
   }
   lua_unlock(L);
 }
