@@ -32,10 +32,12 @@ const EDITS: &[Edit] = &[
     Edit {
         file: "lstring.h",
         find: "#define eqshrstr(a,b)\tcheck_exp((a)->tt == LUA_VSHRSTR, (a) == (b))\n",
-        replace: "/* skynet: a shared string and a state's own string with the same contents are\n\
-** two objects; they are equal (both are hashed with the process-wide seed) */\n\
+        replace:
+            "/* skynet: a shared string and a state's own string (or a string shared by another\n\
+** state) with the same contents are distinct objects; they are equal (all states hash with\n\
+** the process-wide seed). Two strings of one state are equal only if identical. */\n\
 #define eqshrstr(a,b)\tcheck_exp((a)->tt == LUA_VSHRSTR, (a) == (b) || \\\n\
-\t(isshared(a) != isshared(b) && luaS_eqshrcontents(a, b)))\n\
+\t((isshared(a) || isshared(b)) && luaS_eqshrcontents(a, b)))\n\
 LUAI_FUNC int luaS_eqshrcontents (TString *a, TString *b);\n\
 LUAI_FUNC unsigned int luaS_processseed (unsigned int candidate);\n",
     },

@@ -118,10 +118,7 @@ static int settle (lua_State *L) {
 }
 
 
-/* Unlinks the shared objects from the list of all objects of 'L'. */
-static void unlinkshared (lua_State *L, int gen) {
-  global_State *g = G(L);
-  GCObject **p = &g->allgc;
+static void unlinkfrom (GCObject **p) {
   while (*p != NULL) {
     GCObject *o = *p;
     if (isshared(o))
@@ -129,6 +126,18 @@ static void unlinkshared (lua_State *L, int gen) {
     else
       p = &o->next;
   }
+}
+
+
+/*
+** Unlinks the shared objects from the lists of objects of 'L' (the fixed objects too: a
+** metamethod name or a reserved word may be a constant of shared code), so that not even
+** lua_close of 'L' frees them.
+*/
+static void unlinkshared (lua_State *L, int gen) {
+  global_State *g = G(L);
+  unlinkfrom(&g->allgc);
+  unlinkfrom(&g->fixedgc);
   if (gen)
     luaC_changemode(L, GENERATIONAL);
 }

@@ -121,3 +121,119 @@ pub(super) unsafe fn load_cached(
         None => unsafe { ffi::luaL_loadfilex(l, filename.as_ptr(), mode) },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::clone;
+    use crate::lua::ffi;
+    use crate::testlua::{new_state, run, State};
+    use std::ffi::c_void;
+
+    /// Shared code mixing its constants with strings each state builds at run time.
+    const MODULE: &str = r#"
+        local M = {}
+        local mt = { __index = function(_, k) return "idx:" .. k end,
+                     __eq = function() return true end, __name = "shared.thing" }
+        local function rt(a, b) return table.concat({ a, b }) end
+        function M.round(i)
+            local t = { alpha = i, [rt("be", "ta")] = -i }
+            assert(t[rt("al", "pha")] == i and t.beta == -i, "keys both ways")
+            assert(rawequal(rt("al", "pha"), "alpha"), "rawequal")
+            assert(next({ gamma = 1 }, rt("gam", "ma")) == nil, "next from a runtime key")
+            local n = 0
+            for _ in pairs(t) do n = n + 1 end
+            assert(n == 2, "two keys")
+            local o = setmetatable({}, mt)
+            assert(o.zeta == "idx:zeta" and o[rt("ze", "ta")] == "idx:zeta", "__index")
+            assert(o == setmetatable({}, mt), "__eq")
+            local ok, err = pcall(string.rep, o)
+            assert(not ok and err:find("shared.thing", 1, true), "__name")
+            assert(string.format("%s=%d", rt("k", "ey"), i) == "key=" .. i, "format")
+            local co = coroutine.wrap(function(x) local y = coroutine.yield(x + 1) return y .. "!" end)
+            assert(co(i) == i + 1 and co("done") == "done!", "coroutine")
+            local junk = {}
+            for j = 1, 20 do junk[rt("junk", j)] = { "alpha", rt("x", j) } end
+            collectgarbage("step", 0)
+        end
+        function M.run(n)
+            for i = 1, n do
+                M.round(i)
+                if i % 10 == 0 then
+                    collectgarbage(i % 20 == 0 and "generational" or "incremental")
+                    collectgarbage()
+                end
+            end
+            return "ok"
+        end
+        return M
+    "#;
+
+    /// Sets global `module` of `st` to a new instance of the shared chunk `fp`.
+    fn instantiate(st: &State, fp: usize) {
+        // SAFETY: valid state; `clone` runs protected; fp is a shared function kept alive by
+        // the compiler state for the whole test.
+        unsafe {
+            ffi::lua_pushcfunction(st.0, clone);
+            ffi::lua_pushlightuserdata(st.0, fp as *mut c_void);
+            assert_eq!(ffi::lua_pcall(st.0, 1, 1, 0), ffi::LUA_OK);
+            assert_eq!(ffi::lua_pcall(st.0, 0, 1, 0), ffi::LUA_OK);
+            ffi::lua_setglobal(st.0, c"module".as_ptr());
+        }
+    }
+
+    #[test]
+    fn states_on_many_threads_share_prototypes_under_gc_stress() {
+        let compiler = new_state(&[], &[]);
+        // SAFETY: valid state; the chunk is on the stack when shared, and stays there (with
+        // its prototypes) until `compiler` is closed at the end of the test.
+        let fp = unsafe {
+            let l = compiler.0;
+            assert_eq!(
+                ffi::luaL_loadbufferx(
+                    l,
+                    MODULE.as_ptr().cast(),
+                    MODULE.len(),
+                    c"=shared".as_ptr(),
+                    std::ptr::null(),
+                ),
+                ffi::LUA_OK
+            );
+            ffi::lua_sharefunction(l, -1);
+            ffi::lua_gc(l, ffi::LUA_GCCOLLECT, 0);
+            ffi::lua_topointer(l, -1) as usize
+        };
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let mut states = Vec::new();
+                    for k in 0..6 {
+                        let st = new_state(&[], &[]);
+                        instantiate(&st, fp);
+                        run(&st, "assert(module.run(30) == 'ok')").unwrap();
+                        states.push(st);
+                        if k % 2 == 1 {
+                            states.remove(0); // closing a state leaves the shared code alone
+                        }
+                    }
+                    for st in &states {
+                        run(st, "assert(module.run(20) == 'ok')").unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("a state failed");
+        }
+        // the compiler state's own collector leaves the shared prototypes alone too
+        // SAFETY: valid state.
+        unsafe { ffi::lua_gc(compiler.0, ffi::LUA_GCCOLLECT, 0) };
+        run(&compiler, "collectgarbage()").unwrap();
+        let late = new_state(&[], &[]);
+        instantiate(&late, fp);
+        run(&late, "assert(module.run(20) == 'ok')").unwrap();
+        // closing the state that shared the code frees none of it (its fixed strings such as
+        // the metamethod names, constants of the shared code, included)
+        drop(compiler);
+        run(&late, "assert(module.run(20) == 'ok')").unwrap();
+    }
+}
