@@ -37,8 +37,14 @@ const EDITS: &[Edit] = &[
 ** state) with the same contents are distinct objects; they are equal (all states hash with\n\
 ** the process-wide seed). Two strings of one state are equal only if identical. */\n\
 #define eqshrstr(a,b)\tcheck_exp((a)->tt == LUA_VSHRSTR, (a) == (b) || \\\n\
-\t((isshared(a) || isshared(b)) && luaS_eqshrcontents(a, b)))\n\
-LUAI_FUNC int luaS_eqshrcontents (TString *a, TString *b);\n\
+\t((isshared(a) || isshared(b)) && (a)->hash == (b)->hash && luaS_eqshrcontents(a, b)))\n\
+static inline int luaS_eqshrcontents (TString *a, TString *b) {\n\
+  const char *x = getshrstr(a), *y = getshrstr(b);\n\
+  int n = a->shrlen;\n\
+  if (n != b->shrlen) return 0;\n\
+  while (n-- > 0) if (x[n] != y[n]) return 0;\n\
+  return 1;\n\
+}\n\
 LUAI_FUNC unsigned int luaS_processseed (unsigned int candidate);\n",
     },
 ];

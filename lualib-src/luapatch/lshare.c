@@ -22,8 +22,6 @@
 
 #include "lprefix.h"
 
-#include <string.h>
-
 #include "lua.h"
 #include "lauxlib.h"
 
@@ -56,13 +54,6 @@ unsigned int luaS_processseed (unsigned int candidate) {
                                   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
     return candidate;
   return expected;
-}
-
-
-/* Equality of two distinct short strings, one of them shared. */
-int luaS_eqshrcontents (TString *a, TString *b) {
-  return a->hash == b->hash && a->shrlen == b->shrlen &&
-         memcmp(getshrstr(a), getshrstr(b), cast_sizet(a->shrlen)) == 0;
 }
 
 
