@@ -118,5 +118,8 @@ t.start(function()
 	local _, text = t.call(late, "go")
 	t.check("worker_after_clear", text:match("^ok ") ~= nil, text)
 	t.eq("exercise_after_clear", m.exercise(16), "")
+	-- the workers kept both threads busy: give the logger time to print every line before
+	-- t.done ends the node (on a loaded machine 5 cs is not always enough)
+	t.sleep(50)
 	t.done()
 end)

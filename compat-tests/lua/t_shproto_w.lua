@@ -14,7 +14,7 @@ c.callback(function(ty, msg, sz, session, source)
 	if session == 0 then
 		return
 	end
-	local bad = m.exercise(48)
+	local bad = m.exercise(32)
 	local reply = bad == "" and string.format("ok %.3f", cost) or ("worker " .. id .. ": " .. bad)
 	c.send(source, t.RESPONSE, session, reply)
 end)
