@@ -93,11 +93,13 @@ static void shareproto (Proto *p) {
 /*
 ** Brings the collector of 'L' to the end of a cycle, in incremental mode: no gray list and
 ** no sweep in progress, so objects can change color and leave 'allgc'. Answers whether the
-** state was in generational mode.
+** state was in generational mode. Not from a finalizer (the collector is not reentrant).
 */
 static int settle (lua_State *L) {
   global_State *g = G(L);
   int gen = (g->gckind != KGC_INC);
+  if (g->gcstp & (GCSTPGC | GCSTPCLS))  /* in a finalizer, or closing */
+    luaG_runerror(L, "cannot share while the collector runs");
   if (gen)
     luaC_changemode(L, KGC_INC);
 #if LUA_VERSION_NUM >= 505
