@@ -910,3 +910,42 @@ fn abort_ends_the_node_while_a_handler_is_stuck() {
         );
     }
 }
+
+/// Code-cache prototypes shared by every VM (our extension of the embedded Lua):
+/// shared constants, field and metamethod names against each VM's own strings under collector
+/// stress, in five VMs running at once on the node's threads; the heap cost of a cached load;
+/// codecache.clear, modes and compile errors with files edited on disk.
+#[test]
+fn lua_codecache_shared_prototypes() {
+    let out = run_lua("t_shproto");
+    let checks = [
+        "local_exercise",
+        "worker_1",
+        "worker_2",
+        "worker_3",
+        "worker_4",
+        "exercise_after_workers",
+        "cached_load_is_cheap",
+        "cached_chunk_is_a_new_instance",
+        "cached_chunk_runs",
+        "error_position",
+        "getinfo_source",
+        "dump_of_shared_function",
+        "cached_before_clear",
+        "reloaded_after_clear",
+        "old_version_alive",
+        "exist_uses_cache",
+        "exist_reads_disk",
+        "exist_does_not_fill",
+        "on_fills",
+        "on_uses_cache",
+        "env_of_clone",
+        "other_clone_keeps_globals",
+        "env_of_second_clone",
+        "syntax_error",
+        "syntax_error_not_cached",
+        "worker_after_clear",
+        "exercise_after_clear",
+    ];
+    out.assert_checks(&checks);
+}

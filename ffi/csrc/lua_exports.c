@@ -147,6 +147,11 @@ extern char lua_version;
 extern char lua_warning;
 extern char lua_xmove;
 extern char lua_yieldk;
+/* our extension of the embedded Lua (lualib-src/luapatch/lshare.c) */
+extern char luaL_loadfilex_;
+extern char lua_clonefunction;
+extern char lua_sharefunction;
+extern char lua_sharestring;
 extern char luaopen_base;
 extern char luaopen_coroutine;
 extern char luaopen_debug;
@@ -212,7 +217,8 @@ __attribute__((used)) void *const skynet_lua_api[] = {
 	(void *)&lua_warning, (void *)&lua_xmove, (void *)&lua_yieldk, (void *)&luaopen_base,
 	(void *)&luaopen_coroutine, (void *)&luaopen_debug, (void *)&luaopen_io,
 	(void *)&luaopen_math, (void *)&luaopen_os, (void *)&luaopen_package, (void *)&luaopen_string,
-	(void *)&luaopen_table,
+	(void *)&luaopen_table, (void *)&luaL_loadfilex_, (void *)&lua_clonefunction,
+	(void *)&lua_sharefunction, (void *)&lua_sharestring,
 #ifdef SKYNET_LUA55
 	(void *)&luaL_alloc, (void *)&luaL_makeseed, (void *)&luaL_openselectedlibs,
 	(void *)&lua_numbertocstring, (void *)&lua_pushexternalstring,

@@ -1,17 +1,21 @@
 //! The code cache (`skynet.codecache`): Lua files compiled once per process.
 //!
-//! Upstream's patched Lua shares function prototypes between VMs. With a stock Lua we keep the
-//! compiled chunk (its bytecode, debug information included) per file name, and later loads
-//! of that file in any VM undump it instead of parsing the source again. The cache serves the
-//! loader, `loadfile` and `require` (snlua installs [`install`]).
+//! The embedded Lua carries our extension (lualib-src/luapatch): a file is compiled once in the
+//! cache's own Lua state, its function prototypes are made shared (`lua_sharefunction`), and
+//! every VM that loads the file gets a new closure of the shared prototype
+//! (`lua_clonefunction`): a VM allocates only closures and upvalues for cached code. The cache
+//! serves the loader, `loadfile` and `require` (snlua installs [`install`]).
 //!
 //! Per-VM mode (`mode([m])`; `mode()` answers the mode, `mode(m)` sets it and answers nothing,
 //! as upstream): "ON" (default) uses the cache and fills it, "EXIST" only uses what is there,
 //! "OFF" always reads the source. `clear()` empties the cache, so edited files
-//! are read again (as upstream's hot-fix flow expects).
+//! are read again (as upstream's hot-fix flow expects). Shared prototypes are never freed:
+//! closures made before a `clear` keep running the old code, and each cleared version of a
+//! file stays in memory until the process exits.
 //!
 //! Under `load_manifest` (see `skynet_core::manifest`) every source this module compiles is
-//! read into memory, checked against the manifest and compiled from those bytes; `dofile` is
+//! read into memory by the loading VM, checked against the manifest and compiled from those
+//! bytes (in the cache's state when it is cached); `dofile` is
 //! replaced too, and `loadfile()` from stdin is refused. Lua C modules (`package.loadlib` and
 //! the C searchers of `require`) are checked before Lua's own loader opens them.
 
@@ -19,13 +23,13 @@ use crate::lua::lua_function;
 use crate::lua::{ffi, new_lib, push_bytes, to_bytes, CFunction};
 use ffi::lua_State;
 use nix::errno::Errno;
-use parking_lot::Mutex;
 use skynet_core::manifest::{self, Manifest, Refusal};
-use std::collections::HashMap;
-use std::ffi::{c_char, c_int, c_void, CStr, OsStr};
+use std::ffi::{c_char, c_int, CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+
+mod shared;
+use shared::{clear as clear_cache, load_cached};
 
 const MODE_KEY: &CStr = c"skynet.codecache.mode";
 
@@ -34,14 +38,6 @@ enum Mode {
     Off,
     Exist,
     On,
-}
-
-/// File name -> bytecode.
-type Cache = Mutex<HashMap<Vec<u8>, Arc<Vec<u8>>>>;
-
-fn cache() -> &'static Cache {
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 /// The VM's mode (default ON).
@@ -57,24 +53,6 @@ unsafe fn mode_of(l: *mut lua_State) -> Mode {
         ffi::lua_pop(l, 1);
         m
     }
-}
-
-unsafe extern "C-unwind" fn write_chunk(
-    _l: *mut lua_State,
-    p: *const c_void,
-    sz: usize,
-    ud: *mut c_void,
-) -> c_int {
-    // A panic (out of memory while growing) must not unwind into lua_dump: report a write
-    // error instead, which makes the dump fail cleanly.
-    std::panic::catch_unwind(|| {
-        // SAFETY: ud is the Vec passed by `load_file`; p has sz bytes.
-        unsafe {
-            let out = &mut *(ud as *mut Vec<u8>);
-            out.extend_from_slice(std::slice::from_raw_parts(p as *const u8, sz));
-        }
-    })
-    .map_or(1, |()| 0)
 }
 
 /// `luaL_loadfilex` through the cache: pushes the chunk (or an error message) and returns the
@@ -100,46 +78,6 @@ pub unsafe fn load_file(l: *mut lua_State, filename: &CStr, mode: *const c_char)
     status
 }
 
-/// The cache lookup and fill behind [`load_file`] (mode ON or EXIST).
-unsafe fn load_cached(
-    l: *mut lua_State,
-    filename: &CStr,
-    mode: *const c_char,
-    vm_mode: Mode,
-) -> c_int {
-    let key = filename.to_bytes();
-    let hit = cache().lock().get(key).cloned();
-    if let Some(code) = hit {
-        // SAFETY: the bytecode was produced by lua_dump of this same Lua build.
-        let status = unsafe {
-            ffi::luaL_loadbufferx(
-                l,
-                code.as_ptr() as *const c_char,
-                code.len(),
-                filename.as_ptr(),
-                c"b".as_ptr(),
-            )
-        };
-        if status == ffi::LUA_OK {
-            return status;
-        }
-        // SAFETY: pop the error and fall back to the source.
-        unsafe { ffi::lua_pop(l, 1) };
-    }
-    // SAFETY: valid state and C strings.
-    let status = unsafe { load_source(l, filename, mode) };
-    if status == ffi::LUA_OK && vm_mode == Mode::On {
-        let mut code = Vec::new();
-        // SAFETY: the chunk is on the top of the stack; the writer appends to `code`.
-        let dumped =
-            unsafe { ffi::lua_dump(l, write_chunk, &mut code as *mut Vec<u8> as *mut c_void, 0) };
-        if dumped == 0 && !code.is_empty() {
-            cache().lock().insert(key.to_vec(), Arc::new(code));
-        }
-    }
-    status
-}
-
 /// Compiles `filename` from its source: `luaL_loadfilex`, or under `load_manifest` the file's
 /// bytes once they match the manifest. The cache only ever holds chunks compiled here, so a
 /// cache hit needs no hashing: each file is hashed once per cache fill (every load in mode OFF,
@@ -156,15 +94,33 @@ unsafe fn load_source(l: *mut lua_State, filename: &CStr, mode: *const c_char) -
     }
 }
 
-/// `luaL_loadfilex` over the verified bytes of `filename`. A file that cannot be opened gives
-/// Lua's own "cannot open" error (the loader's template search expects it); one the manifest
-/// refuses is logged, and its refusal line is the load error.
+/// `luaL_loadfilex` over the verified bytes of `filename` (see [`read_verified`]).
 unsafe fn load_verified(
     l: *mut lua_State,
     m: &Manifest,
     filename: &CStr,
     mode: *const c_char,
 ) -> c_int {
+    // SAFETY: valid state.
+    match unsafe { read_verified(l, m, filename) } {
+        // SAFETY: valid state.
+        Ok(content) => unsafe { load_bytes(l, filename, &content, mode) },
+        Err(status) => status,
+    }
+}
+
+/// The bytes of `filename` once they match the manifest. A file that cannot be opened gives
+/// Lua's own "cannot open" error (the loader's template search expects it); one the manifest
+/// refuses is logged with the VM's service as the source, and its refusal line is the error.
+/// On error the message is pushed and the load status returned.
+///
+/// # Safety
+/// `l` is a valid state with a free stack slot.
+unsafe fn read_verified(
+    l: *mut lua_State,
+    m: &Manifest,
+    filename: &CStr,
+) -> Result<Vec<u8>, c_int> {
     let path = Path::new(OsStr::from_bytes(filename.to_bytes()));
     let content = match std::fs::read(path) {
         Ok(c) => c,
@@ -175,15 +131,29 @@ unsafe fn load_verified(
             let msg = format!("cannot open {}: {why}", path.display());
             // SAFETY: valid state.
             unsafe { push_bytes(l, msg.as_bytes()) };
-            return ffi::LUA_ERRFILE;
+            return Err(ffi::LUA_ERRFILE);
         }
     };
     if let Err(why) = m.check(path, &content) {
         // SAFETY: valid state.
         unsafe { refuse(l, m, "Lua file", path, &why) };
-        return ffi::LUA_ERRFILE;
+        return Err(ffi::LUA_ERRFILE);
     }
-    let code = skip_prefix(&content);
+    Ok(content)
+}
+
+/// Loads a file's bytes as `luaL_loadfilex` would have read them (BOM and `#` line skipped,
+/// chunk name `@filename`).
+///
+/// # Safety
+/// `l` is a valid state.
+unsafe fn load_bytes(
+    l: *mut lua_State,
+    filename: &CStr,
+    content: &[u8],
+    mode: *const c_char,
+) -> c_int {
+    let code = skip_prefix(content);
     let mut chunkname = Vec::with_capacity(filename.to_bytes().len() + 2);
     chunkname.push(b'@');
     chunkname.extend_from_slice(filename.to_bytes_with_nul());
@@ -453,7 +423,7 @@ pub unsafe fn install(l: *mut lua_State) {
 
 #[lua_function]
 unsafe extern "C-unwind" fn clear(_l: *mut lua_State) -> c_int {
-    cache().lock().clear();
+    clear_cache();
     0
 }
 

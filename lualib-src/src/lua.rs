@@ -19,7 +19,30 @@
 //! it does over the body's own frames; that frame owns nothing, so nothing is skipped.
 
 use ffi::lua_State;
-pub use mlua::ffi;
+
+/// The Lua C API (mlua's declarations) and the entry points our embedded Lua adds.
+pub mod ffi {
+    pub use mlua::ffi::*;
+    #[cfg(feature = "embedded")]
+    use std::ffi::{c_int, c_void};
+
+    unsafe extern "C-unwind" {
+        /// Lua 5.4.6+; mlua declares it only for its own vendored build.
+        #[cfg(feature = "lua54")]
+        pub fn lua_closethread(l: *mut lua_State, from: *mut lua_State) -> c_int;
+    }
+
+    // Our extension of the embedded Lua (lualib-src/luapatch/lshare.c).
+    #[cfg(feature = "embedded")]
+    unsafe extern "C-unwind" {
+        /// Makes the prototype of the Lua function at `index` (a relative index) and
+        /// everything it owns shared by all states of the process, for good.
+        pub fn lua_sharefunction(l: *mut lua_State, index: c_int);
+        /// Pushes a new closure of the shared function `fp` (`lua_topointer` of it in its
+        /// own state) with fresh upvalues, the first one set to the globals.
+        pub fn lua_clonefunction(l: *mut lua_State, fp: *const c_void);
+    }
+}
 pub use skynet_lua_macros::lua_function;
 use std::ffi::{c_char, c_int, CStr};
 
