@@ -120,6 +120,33 @@ impl Manifest {
         Ok(content)
     }
 
+    /// Every listed file that is missing or whose content no longer matches, one line each
+    /// (sorted by path): what `sha256sum -c` would complain about.
+    pub fn verify_all(&self) -> Vec<String> {
+        let mut paths: Vec<_> = self.entries.keys().collect();
+        paths.sort();
+        let mut out = Vec::new();
+        for path in paths {
+            match std::fs::read(path) {
+                Err(e) => out.push(format!(
+                    "load_manifest: {} listed in {} cannot be read: {e}",
+                    path.display(),
+                    self.file
+                )),
+                Ok(content) => {
+                    if self.check(path, &content) == Err(Refusal::Mismatch) {
+                        out.push(format!(
+                            "load_manifest: {}: its SHA-256 does not match the manifest {}",
+                            path.display(),
+                            self.file
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The log line for a refused file.
     pub fn refusal_line(&self, what: &str, path: &Path, why: &Refusal) -> String {
         let reason = match why {
