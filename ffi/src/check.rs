@@ -10,7 +10,7 @@
 
 use crate::{config, node};
 use skynet_core::env::env;
-use skynet_core::manifest::Manifest;
+use skynet_core::manifest::{Manifest, Refusal};
 use std::ffi::{c_char, CStr};
 use std::path::{Path, PathBuf};
 
@@ -183,9 +183,11 @@ pub fn check(file: &str) -> Vec<String> {
             Err(e) => out.push(format!("{file}: {e}")),
             Ok(m) => {
                 out.extend(m.verify_all().into_iter().map(|l| format!("{file}: {l}")));
+                // A listed file that does not match is reported above already.
                 for (what, p) in &loaded {
-                    if let Err(why) = m.read_checked(p) {
-                        out.push(format!("{file}: {}", m.refusal_line(what, p, &why)));
+                    match m.read_checked(p) {
+                        Ok(_) | Err(Refusal::Mismatch) => {}
+                        Err(why) => out.push(format!("{file}: {}", m.refusal_line(what, p, &why))),
                     }
                 }
             }
