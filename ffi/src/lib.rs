@@ -4,8 +4,8 @@
 //!
 //! Unlike the executable it does not replace the process's malloc family: a library cannot
 //! know what was allocated before it was loaded, and the program may bring its own allocator.
-//! So per-service memory accounting (`skynet.memory`'s per-service figures) reads zero here;
-//! Lua's own `memory_limit` still applies.
+//! So there is no C memory accounting here: `skynet.memory` reports the Lua heaps of the VMs
+//! and Lua's own `memory_limit` still applies.
 
 mod abi;
 mod cmodule;
