@@ -8,6 +8,7 @@ use skynet_core::mq::{QueueLimits, DEFAULT_QUEUE_BYTES_LIMIT, DEFAULT_QUEUE_LIMI
 use skynet_core::server::{Node, NodeConfig};
 use skynet_core::socket_server::{SocketConfig, MAX_SOCKET};
 use skynet_core::start::{start, StartConfig};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The core keys of the config, defaults written back into the env as upstream does.
 pub struct CoreConfig {
@@ -137,9 +138,23 @@ pub fn read_core_keys(file: &str) -> Result<CoreConfig, String> {
     })
 }
 
+/// Set by the first [`boot`]: a process runs one node, once.
+static BOOTED: AtomicBool = AtomicBool::new(false);
+
+/// The error of a second start.
+pub const ALREADY: &str = "skynet_start: this process has started its node already";
+
+/// Whether [`boot`] has run.
+pub fn booted() -> bool {
+    BOOTED.load(Ordering::Acquire)
+}
+
 /// Installs the manifest (when set), daemonizes (when asked), registers the built-in and the
 /// statically registered modules, and runs the node until it quits.
 pub fn boot(cfg: &CoreConfig) -> Result<(), String> {
+    if BOOTED.swap(true, Ordering::AcqRel) {
+        return Err(ALREADY.to_owned());
+    }
     // Before any module or Lua file is loaded: the node does not start without its manifest.
     if let Some(path) = env().get_str("load_manifest") {
         skynet_core::manifest::install(skynet_core::manifest::Manifest::load(&path)?);

@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 
 /// The lines of a run of main.c: the registrations, the module's three lines (its message
-/// may be handled before the LAUNCH line is logged), and main's line after `skynet_start`.
+/// may be handled before the LAUNCH line is logged), and main's lines after `skynet_start`
+/// returned, and after a second `skynet_start`, which is refused.
 pub fn assert_static_run(stdout: &str, stderr: &str) {
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 7, "{stdout}\nstderr:\n{stderr}");
+    assert_eq!(lines.len(), 8, "{stdout}\nstderr:\n{stderr}");
     assert_eq!(
         lines[..3],
         [
@@ -31,7 +32,12 @@ pub fn assert_static_run(stdout: &str, stderr: &str) {
         ],
         "{stdout}"
     );
-    assert_eq!(lines[6], "MAIN after start", "{stdout}");
+    assert_eq!(
+        lines[6..],
+        ["MAIN after start", "MAIN after second start"],
+        "{stdout}"
+    );
+    assert!(stderr.contains("has started its node already"), "{stderr}");
     assert!(
         stderr.contains("module t_static has no init function"),
         "{stderr}"

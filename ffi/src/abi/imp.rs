@@ -72,12 +72,18 @@ pub unsafe extern "C" fn skynet_config_load(file: *const c_char) -> c_int {
 /// Runs the node until it quits; a config or bootstrap error exits the process with status 1.
 ///
 /// The reason is printed on stderr. The struct's values win over the env's (and are written
-/// into it when the key is unset).
+/// into it when the key is unset); a `thread` of 0 or less and NULL strings leave the key to
+/// the env (or its default). A second call in the process only prints a line and returns.
 ///
 /// # Safety
 /// `config` NULL (every key from the env) or a valid `struct skynet_config`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_start(config: *const skynet_config) {
+    if crate::node::booted() {
+        // A second start (a module of a running node, say) is refused, not fatal.
+        eprintln!("{}", crate::node::ALREADY);
+        return;
+    }
     let result = guard("skynet_start", Err("panic".to_owned()), || {
         // SAFETY: per the contract above.
         let c = unsafe { config.as_ref() };
