@@ -290,6 +290,32 @@ mod tests {
     }
 
     #[test]
+    fn verify_all_reports_missing_and_changed_files_in_path_order() {
+        let d = tempdir("all");
+        fs::write(d.join("a.lua"), "same").unwrap();
+        fs::write(d.join("b.lua"), "changed").unwrap();
+        let text = format!(
+            "{}  gone.lua\n{}  b.lua\n{}  a.lua\n",
+            hex(b"x"),
+            hex(b"before"),
+            hex(b"same")
+        );
+        fs::write(d.join("manifest"), text).unwrap();
+        let m = Manifest::load(d.join("manifest").to_str().unwrap()).unwrap();
+        let lines = m.verify_all();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].contains("b.lua: its SHA-256 does not match"),
+            "{lines:?}"
+        );
+        assert!(lines[1].contains("gone.lua listed in"), "{lines:?}");
+        fs::write(d.join("b.lua"), "before").unwrap();
+        fs::write(d.join("gone.lua"), "x").unwrap();
+        assert!(m.verify_all().is_empty());
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
     fn escaped_names_and_bad_lines() {
         let base = Path::new("/srv");
         let h = hex(b"");
