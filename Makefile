@@ -15,9 +15,9 @@ HEADERS := $(wildcard include/*.h)
 LUA_INC ?= /usr/include/lua5.4
 LMODS := $(if $(wildcard $(LUA_INC)/lua.h),$(patsubst compat-tests/luaclib/%.c,$(BUILD)/luaclib/%.so,$(wildcard compat-tests/luaclib/*.c)))
 
-.PHONY: all skynet luaclib test test-lua55 test-threads fuzz-smoke bench bench-upstream bench-chart cmods bmods emods lmods run clean fmt lint headers
+.PHONY: all skynet lib install install-files luaclib test test-lua55 test-threads fuzz-smoke bench bench-upstream bench-chart cmods bmods emods lmods run clean fmt lint headers
 
-all: skynet luaclib cmods emods lmods bmods
+all: skynet lib luaclib cmods emods lmods bmods
 
 # The client-side modules as Lua C modules for a stock Lua 5.4 interpreter (`lua5.4`): one
 # library that exports every entry point, installed under each name Lua's C searcher looks for
@@ -32,6 +32,35 @@ luaclib:
 skynet:
 	$(CARGO) build --release -p skynet-ffi --bin skynet
 	cp $${CARGO_TARGET_DIR:-target}/release/skynet ./skynet
+
+# libskynet.a and libskynet.so: the node for a program with its own main (include/skynet_imp.h,
+# include/skynet_static.h). The .so is linked from the whole archive so that it exports every
+# global symbol of it (the C ABI, skynet_error, the Lua C API), as the executable does.
+LIB_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+lib:
+	$(CARGO) build --release -p skynet-ffi --lib
+	cp $${CARGO_TARGET_DIR:-target}/release/libskynet_ffi.a ./libskynet.a
+	$(CC) -shared -o libskynet.so -Wl,-soname,libskynet.so \
+		-Wl,--whole-archive ./libskynet.a -Wl,--no-whole-archive $(LIB_LIBS)
+
+# make install PREFIX=/opt/skynet [DESTDIR=...]: bin/skynet, include/skynet/*.h,
+# lib/libskynet.{a,so}, lib/pkgconfig/skynet.pc. A C module then builds with
+# cc -shared -fPIC $$(pkg-config --cflags skynet) -o mod.so mod.c
+PREFIX ?= /usr/local
+DESTDIR ?=
+install: skynet lib
+	$(MAKE) install-files PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)
+
+# The copying part of install (what compat-tests/tests/install.rs runs on a built tree).
+install-files:
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include/skynet \
+		$(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 skynet $(DESTDIR)$(PREFIX)/bin/skynet
+	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/skynet/
+	install -m 644 libskynet.a $(DESTDIR)$(PREFIX)/lib/libskynet.a
+	install -m 755 libskynet.so $(DESTDIR)$(PREFIX)/lib/libskynet.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)|' \
+		-e 's|@LIBS@|$(LIB_LIBS)|' skynet.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/skynet.pc
 
 cmods: $(CMODS)
 
@@ -152,4 +181,4 @@ lint:
 
 clean:
 	$(CARGO) clean
-	rm -rf $(BUILD) examples/build ./skynet luaclib
+	rm -rf $(BUILD) examples/build ./skynet luaclib libskynet.a libskynet.so

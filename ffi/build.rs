@@ -18,6 +18,11 @@ fn main() {
     // whole-archive: nothing in Rust calls skynet_error or uses the Lua API table, yet both must
     // be linked and exported.
     println!("cargo:rustc-link-lib=static:+whole-archive=skynet_shim");
+    // That applies to the library target (libskynet.a) only; the executable, which does not
+    // link the library, takes the archive whole as well.
+    println!("cargo:rustc-link-arg-bins=-Wl,--whole-archive");
+    println!("cargo:rustc-link-arg-bins={out}/libskynet_shim.a");
+    println!("cargo:rustc-link-arg-bins=-Wl,--no-whole-archive");
     println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic");
     // Upstream links libm so modules importing e.g. `round` resolve.
     println!("cargo:rustc-link-arg-bins=-lm");

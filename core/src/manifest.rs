@@ -120,6 +120,33 @@ impl Manifest {
         Ok(content)
     }
 
+    /// Every listed file that is missing or whose content no longer matches, one line each
+    /// (sorted by path): what `sha256sum -c` would complain about.
+    pub fn verify_all(&self) -> Vec<String> {
+        let mut paths: Vec<_> = self.entries.keys().collect();
+        paths.sort();
+        let mut out = Vec::new();
+        for path in paths {
+            match std::fs::read(path) {
+                Err(e) => out.push(format!(
+                    "load_manifest: {} listed in {} cannot be read: {e}",
+                    path.display(),
+                    self.file
+                )),
+                Ok(content) => {
+                    if self.check(path, &content) == Err(Refusal::Mismatch) {
+                        out.push(format!(
+                            "load_manifest: {}: its SHA-256 does not match the manifest {}",
+                            path.display(),
+                            self.file
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The log line for a refused file.
     pub fn refusal_line(&self, what: &str, path: &Path, why: &Refusal) -> String {
         let reason = match why {
@@ -259,6 +286,32 @@ mod tests {
         // a changed file is refused
         fs::write(d.join("sub/a.lua"), "return 2").unwrap();
         assert_eq!(m.read_checked(&d.join("sub/a.lua")), Err(Refusal::Mismatch));
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn verify_all_reports_missing_and_changed_files_in_path_order() {
+        let d = tempdir("all");
+        fs::write(d.join("a.lua"), "same").unwrap();
+        fs::write(d.join("b.lua"), "changed").unwrap();
+        let text = format!(
+            "{}  gone.lua\n{}  b.lua\n{}  a.lua\n",
+            hex(b"x"),
+            hex(b"before"),
+            hex(b"same")
+        );
+        fs::write(d.join("manifest"), text).unwrap();
+        let m = Manifest::load(d.join("manifest").to_str().unwrap()).unwrap();
+        let lines = m.verify_all();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].contains("b.lua: its SHA-256 does not match"),
+            "{lines:?}"
+        );
+        assert!(lines[1].contains("gone.lua listed in"), "{lines:?}");
+        fs::write(d.join("b.lua"), "before").unwrap();
+        fs::write(d.join("gone.lua"), "x").unwrap();
+        assert!(m.verify_all().is_empty());
         let _ = fs::remove_dir_all(&d);
     }
 

@@ -5,33 +5,70 @@
 //! Under `load_manifest` a module file that exists must match the manifest (see
 //! `skynet_core::manifest`), else LAUNCH fails with the refusal line. Only the module file itself
 //! is checked, not the shared libraries it links against.
+//!
+//! Modules linked into the process itself (libskynet's `skynet_module_register_static`) are
+//! kept in a registry until the node starts, then added as built-ins.
 
 use crate::abi::{context_ptr, skynet::skynet_context};
 use libloading::os::unix::{Library, Symbol, RTLD_GLOBAL, RTLD_NOW};
+use parking_lot::Mutex;
 use skynet_core::manifest::{self, canonical};
-use skynet_core::module::{Instance, Module, ModuleLoader};
+use skynet_core::module::{Instance, Module, ModuleLoader, Modules};
 use skynet_core::Context;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::path::Path;
 use std::sync::Arc;
 
-type CreateFn = unsafe extern "C" fn() -> *mut c_void;
-type InitFn = unsafe extern "C" fn(*mut c_void, *mut skynet_context, *const c_char) -> c_int;
-type ReleaseFn = unsafe extern "C" fn(*mut c_void);
-type SignalFn = unsafe extern "C" fn(*mut c_void, c_int);
+pub(crate) type CreateFn = unsafe extern "C" fn() -> *mut c_void;
+pub(crate) type InitFn =
+    unsafe extern "C" fn(*mut c_void, *mut skynet_context, *const c_char) -> c_int;
+pub(crate) type ReleaseFn = unsafe extern "C" fn(*mut c_void);
+pub(crate) type SignalFn = unsafe extern "C" fn(*mut c_void, c_int);
 
 #[derive(Clone, Copy)]
-struct Api {
-    create: Option<CreateFn>,
-    init: InitFn,
-    release: Option<ReleaseFn>,
-    signal: Option<SignalFn>,
+pub(crate) struct Api {
+    pub create: Option<CreateFn>,
+    pub init: InitFn,
+    pub release: Option<ReleaseFn>,
+    pub signal: Option<SignalFn>,
 }
 
 struct CModule {
     api: Api,
-    /// Keeps the library mapped (modules are never unloaded).
-    _lib: Library,
+    /// Keeps the library mapped (modules are never unloaded); `None` for a static module.
+    _lib: Option<Library>,
+}
+
+/// Modules registered by the process before the node starts; `None` once it has.
+static STATIC: Mutex<Option<Vec<(String, Api)>>> = Mutex::new(Some(Vec::new()));
+
+/// Registers a module linked into the process. Refused once the node has started, or for a
+/// name LAUNCH could not ask for (empty, with a blank, or refused by the name rules).
+pub(crate) fn add_static(name: &str, api: Api) -> Result<(), String> {
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(format!(
+            "static module name {name:?} is empty or has a blank"
+        ));
+    }
+    skynet_core::module::check_name(name)?;
+    match STATIC.lock().as_mut() {
+        Some(list) => {
+            list.retain(|(n, _)| n != name);
+            list.push((name.to_owned(), api));
+            Ok(())
+        }
+        None => Err(format!(
+            "static module {name}: registered after the node started"
+        )),
+    }
+}
+
+/// Adds the static modules to `modules` as built-ins (they win over ours of the same name)
+/// and closes the registry.
+pub(crate) fn register_static(modules: &mut Modules) {
+    for (name, api) in STATIC.lock().take().unwrap_or_default() {
+        modules.add_builtin(&name, Arc::new(CModule { api, _lib: None }));
+    }
 }
 
 struct CInstance {
@@ -143,7 +180,10 @@ impl ModuleLoader for CLoader {
                 release: symbol(&lib, &format!("{prefix}_release")),
                 signal: symbol(&lib, &format!("{prefix}_signal")),
             };
-            return Ok(Arc::new(CModule { api, _lib: lib }));
+            return Ok(Arc::new(CModule {
+                api,
+                _lib: Some(lib),
+            }));
         }
         if errors.is_empty() {
             errors.push("cpath is empty".to_owned());

@@ -12,6 +12,8 @@ const HEADERS: &[(&str, &str, &str)] = &[
     ("skynet_harbor.h", "harbor.rs", "skynet_harbor.toml"),
     ("skynet_malloc.h", "malloc.rs", "skynet_malloc.toml"),
     ("skynet_socket.h", "socket.rs", "skynet_socket.toml"),
+    ("skynet_imp.h", "imp.rs", "skynet_imp.toml"),
+    ("skynet_static.h", "static_module.rs", "skynet_static.toml"),
 ];
 
 /// Exported for the C shim only: never declared in a public header.

@@ -5,9 +5,11 @@
 
 pub mod env;
 pub mod harbor;
+pub mod imp;
 pub mod malloc;
 pub mod skynet;
 pub mod socket;
+pub mod static_module;
 
 use skynet_core::Context;
 use std::ffi::{c_char, CStr};
@@ -65,6 +67,9 @@ const _: () = {
         assert!(offset_of!(socket::socket_info, writing) == 57);
         assert!(offset_of!(socket::socket_info, name) == 58);
         assert!(offset_of!(socket::socket_info, next) == 192);
+        assert!(size_of::<imp::skynet_config>() == 56);
+        assert!(offset_of!(imp::skynet_config, daemon) == 16);
+        assert!(offset_of!(imp::skynet_config, logservice) == 48);
         assert!(size_of::<harbor::remote_name>() == 20);
         assert!(offset_of!(harbor::remote_name, handle) == 16);
         assert!(size_of::<harbor::remote_message>() == 48);
