@@ -614,6 +614,38 @@ mod tests {
     }
 
     #[test]
+    fn non_workers_wake_a_sleeper_only_for_queues_beyond_the_awake_workers() {
+        let r = |queues: usize, sleeping: usize, workers: usize| RunQueue {
+            queues: (0..queues).map(|h| MessageQueue::new(h as u32)).collect(),
+            sleeping,
+            workers,
+        };
+        // Nobody sleeps: nobody to wake.
+        assert!(!r(3, 0, 2).needs_wake());
+        // Every worker sleeps: one queue is enough.
+        assert!(r(1, 2, 2).needs_wake());
+        // One worker awake takes one waiting queue after its turn; a second queue needs help.
+        assert!(!r(1, 1, 2).needs_wake());
+        assert!(r(2, 1, 2).needs_wake());
+        // Nothing waiting.
+        assert!(!r(0, 2, 2).needs_wake());
+        // Workers not registered (unit tests, embedders): any sleeper is woken.
+        assert!(r(1, 1, 0).needs_wake());
+    }
+
+    #[test]
+    fn registered_workers_are_counted() {
+        let g = GlobalQueue::new();
+        g.add_worker();
+        g.add_worker();
+        assert_eq!(g.run.lock().workers, 2);
+        g.push(MessageQueue::new(1));
+        // No sleeper: push notifies nobody, the queue waits for a worker's next look.
+        assert_eq!(g.sleeping(), 0);
+        assert_eq!(g.pop().unwrap().handle(), 1);
+    }
+
+    #[test]
     fn overload_warns_at_doubling_thresholds() {
         let g = GlobalQueue::new();
         let q = MessageQueue::new(1);

@@ -67,6 +67,9 @@ struct SocketBuffer {
     offset: usize,
     head: *mut Node,
     tail: *mut Node,
+    /// Identity (`lua_topointer`) of the pool in the user value, NULL if none: that pool
+    /// cannot be collected (and its address reused) while the user value holds it.
+    pool: *const std::ffi::c_void,
 }
 
 fn log(text: String) {
@@ -95,13 +98,15 @@ unsafe fn test_udata(l: *mut lua_State, idx: c_int, name: &CStr, up: c_int) -> *
             return ptr::null_mut();
         }
         let up = ffi::lua_upvalueindex(up);
-        let same = if ffi::lua_type(l, up) == ffi::LUA_TTABLE {
-            ffi::lua_topointer(l, -1) == ffi::lua_topointer(l, up)
-        } else {
+        let same = if ffi::lua_rawequal(l, -1, up) != 0 {
+            true
+        } else if ffi::lua_type(l, up) == ffi::LUA_TNONE {
             ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, name.as_ptr());
             let same = ffi::lua_rawequal(l, -1, -2) != 0;
             ffi::lua_pop(l, 1);
             same
+        } else {
+            false
         };
         ffi::lua_pop(l, 1);
         if same {
@@ -180,6 +185,7 @@ unsafe extern "C-unwind" fn lbuffer(l: *mut lua_State) -> c_int {
             offset: 0,
             head: ptr::null_mut(),
             tail: ptr::null_mut(),
+            pool: ptr::null(),
         });
         push_buffer_metatable(l);
         ffi::lua_setmetatable(l, -2);
@@ -231,6 +237,7 @@ unsafe extern "C-unwind" fn buffer_gc(l: *mut lua_State) -> c_int {
                 offset: 0,
                 head: ptr::null_mut(),
                 tail: ptr::null_mut(),
+                pool: (*sb).pool,
             };
         }
     }
@@ -244,17 +251,16 @@ unsafe extern "C-unwind" fn buffer_gc(l: *mut lua_State) -> c_int {
 unsafe fn bind_pool(l: *mut lua_State, buf: c_int, pool: c_int, sb: *mut SocketBuffer) {
     // SAFETY: valid indices; setiuservalue on our userdata with one user value.
     unsafe {
-        if (*sb).head.is_null() {
-            ffi::lua_pushvalue(l, pool);
-            ffi::lua_setiuservalue(l, buf, 1);
-            return;
+        let p = ffi::lua_topointer(l, pool);
+        if p == (*sb).pool {
+            return; // the pool in the user value
         }
-        ffi::lua_getiuservalue(l, buf, 1);
-        let same = ffi::lua_rawequal(l, -1, pool) != 0;
-        ffi::lua_pop(l, 1);
-        if !same {
+        if !(*sb).head.is_null() {
             fail(l, c"socket buffer used with another pool");
         }
+        ffi::lua_pushvalue(l, pool);
+        ffi::lua_setiuservalue(l, buf, 1);
+        (*sb).pool = p;
     }
 }
 
