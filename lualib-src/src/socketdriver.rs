@@ -98,8 +98,11 @@ unsafe fn test_udata(l: *mut lua_State, idx: c_int, name: &CStr, up: c_int) -> *
             return ptr::null_mut();
         }
         let up = ffi::lua_upvalueindex(up);
-        let same = if ffi::lua_rawequal(l, -1, up) != 0 {
-            true
+        // Tables: the same identity is the same table (and cheaper to compare than raw
+        // equality through the API). No upvalue: NULL.
+        let want = ffi::lua_topointer(l, up);
+        let same = if !want.is_null() {
+            ffi::lua_topointer(l, -1) == want
         } else if ffi::lua_type(l, up) == ffi::LUA_TNONE {
             ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, name.as_ptr());
             let same = ffi::lua_rawequal(l, -1, -2) != 0;
