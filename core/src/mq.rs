@@ -429,6 +429,18 @@ struct RunQueue {
     /// Workers parked or about to park. Kept under the same lock as `queues`, so a scheduler
     /// either sees a sleeper or the sleeper sees its queue: no fences needed.
     sleeping: usize,
+    /// Worker threads registered with [`GlobalQueue::add_worker`] (0: unknown).
+    workers: usize,
+}
+
+impl RunQueue {
+    /// Whether a non-worker thread (socket thread) should wake a sleeper for the waiting
+    /// queues: only if there are more of them than workers that are awake (an awake worker
+    /// looks at the run queue before it parks). Without registered workers: any sleeper.
+    fn needs_wake(&self) -> bool {
+        self.sleeping > 0
+            && (self.workers == 0 || self.queues.len() > self.workers.saturating_sub(self.sleeping))
+    }
 }
 
 /// The global run queue plus the idle-worker parking lot.
@@ -456,6 +468,7 @@ impl GlobalQueue {
             run: Mutex::new(RunQueue {
                 queues: VecDeque::new(),
                 sleeping: 0,
+                workers: 0,
             }),
             park: Mutex::new(()),
             wake: Condvar::new(),
@@ -464,16 +477,27 @@ impl GlobalQueue {
         }
     }
 
+    /// Registers a worker thread (counted for the wake-up rule of non-worker threads).
+    pub fn add_worker(&self) {
+        self.run.lock().workers += 1;
+    }
+
     /// Schedules a service queue. Wakes a sleeping worker unless the caller is a worker and this
     /// is the only queue waiting: that worker takes it itself after its current turn, which
-    /// keeps ping-pong traffic on one thread without a futex call per message.
+    /// keeps ping-pong traffic on one thread without a futex call per message. Another thread
+    /// wakes one only when the waiting queues outnumber the awake workers.
     pub fn push(&self, q: Arc<MessageQueue>) {
-        let (len, sleeping) = {
+        let is_worker = IS_WORKER.with(|w| w.get());
+        let wake = {
             let mut r = self.run.lock();
             r.queues.push_back(q);
-            (r.queues.len(), r.sleeping)
+            if is_worker {
+                r.sleeping > 0 && r.queues.len() > 1
+            } else {
+                r.needs_wake()
+            }
         };
-        if sleeping > 0 && (len > 1 || !IS_WORKER.with(|w| w.get())) {
+        if wake {
             self.notify_one();
         }
     }
@@ -526,7 +550,15 @@ impl GlobalQueue {
         self.run.lock().sleeping -= 1;
     }
 
-    /// Wakes one sleeping worker, if any (timer and socket threads use this).
+    /// After a batch of pushes from a non-worker thread (the socket thread): wakes one sleeping
+    /// worker if the waiting queues outnumber the awake workers.
+    pub fn wake_for_queued(&self) {
+        if self.run.lock().needs_wake() {
+            self.notify_one();
+        }
+    }
+
+    /// Wakes one sleeping worker, if any (the timer thread, on every tick).
     pub fn wake_one(&self) {
         if self.sleeping() > 0 {
             self.notify_one();
@@ -579,6 +611,38 @@ mod tests {
         q.push(msg(3), &g);
         assert_eq!(g.pop().unwrap().handle(), 5);
         assert!(g.pop().is_none(), "scheduled once only");
+    }
+
+    #[test]
+    fn non_workers_wake_a_sleeper_only_for_queues_beyond_the_awake_workers() {
+        let r = |queues: usize, sleeping: usize, workers: usize| RunQueue {
+            queues: (0..queues).map(|h| MessageQueue::new(h as u32)).collect(),
+            sleeping,
+            workers,
+        };
+        // Nobody sleeps: nobody to wake.
+        assert!(!r(3, 0, 2).needs_wake());
+        // Every worker sleeps: one queue is enough.
+        assert!(r(1, 2, 2).needs_wake());
+        // One worker awake takes one waiting queue after its turn; a second queue needs help.
+        assert!(!r(1, 1, 2).needs_wake());
+        assert!(r(2, 1, 2).needs_wake());
+        // Nothing waiting.
+        assert!(!r(0, 2, 2).needs_wake());
+        // Workers not registered (unit tests, embedders): any sleeper is woken.
+        assert!(r(1, 1, 0).needs_wake());
+    }
+
+    #[test]
+    fn registered_workers_are_counted() {
+        let g = GlobalQueue::new();
+        g.add_worker();
+        g.add_worker();
+        assert_eq!(g.run.lock().workers, 2);
+        g.push(MessageQueue::new(1));
+        // No sleeper: push notifies nobody, the queue waits for a worker's next look.
+        assert_eq!(g.sleeping(), 0);
+        assert_eq!(g.pop().unwrap().handle(), 1);
     }
 
     #[test]

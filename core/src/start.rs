@@ -131,6 +131,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()
 
 fn worker_thread(node: &Node, slot: &MonitorSlot, weight: i32) {
     set_worker_thread();
+    node.global.add_worker();
     set_current_handle(0);
     let mut q = None;
     let mut clock = CpuClock::default();

@@ -67,6 +67,9 @@ struct SocketBuffer {
     offset: usize,
     head: *mut Node,
     tail: *mut Node,
+    /// Identity (`lua_topointer`) of the pool in the user value, NULL if none: that pool
+    /// cannot be collected (and its address reused) while the user value holds it.
+    pool: *const std::ffi::c_void,
 }
 
 fn log(text: String) {
@@ -76,13 +79,91 @@ fn log(text: String) {
     }
 }
 
+/// Upvalues of the functions of [`BUFFER_FUNCTIONS`]: the buffer and pool metatables.
+const BUFFER_MT_UPVALUE: c_int = 1;
+const POOL_MT_UPVALUE: c_int = 2;
+
+/// `luaL_testudata(l, idx, name)`: the full userdata at `idx` if its metatable is the
+/// registry's `name` metatable, else NULL. The running function's upvalue `up` holds that
+/// metatable for the functions of [`BUFFER_FUNCTIONS`] (a cheaper check than the lookup by
+/// name, which the finalizers, without upvalues, still do).
+///
+/// # Safety
+/// `l` is the running state with room for two values.
+unsafe fn test_udata(l: *mut lua_State, idx: c_int, name: &CStr, up: c_int) -> *mut u8 {
+    // SAFETY: valid state; nothing here raises; an upvalue index beyond the running
+    // function's upvalues is acceptable (LUA_TNONE).
+    unsafe {
+        if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA || ffi::lua_getmetatable(l, idx) == 0 {
+            return ptr::null_mut();
+        }
+        let up = ffi::lua_upvalueindex(up);
+        // Tables: the same identity is the same table (and cheaper to compare than raw
+        // equality through the API). No upvalue: NULL.
+        let want = ffi::lua_topointer(l, up);
+        let same = if !want.is_null() {
+            ffi::lua_topointer(l, -1) == want
+        } else if ffi::lua_type(l, up) == ffi::LUA_TNONE {
+            ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, name.as_ptr());
+            let same = ffi::lua_rawequal(l, -1, -2) != 0;
+            ffi::lua_pop(l, 1);
+            same
+        } else {
+            false
+        };
+        ffi::lua_pop(l, 1);
+        if same {
+            ffi::lua_touserdata(l, idx).cast()
+        } else {
+            ptr::null_mut()
+        }
+    }
+}
+
+/// Pushes the buffer metatable (made on first use).
+///
+/// # Safety
+/// `l` is a valid state.
+unsafe fn push_buffer_metatable(l: *mut lua_State) {
+    // SAFETY: valid state.
+    unsafe {
+        if ffi::luaL_newmetatable(l, BUFFER_MT.as_ptr()) != 0 {
+            ffi::lua_pushcfunction(l, buffer_gc);
+            ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+        }
+    }
+}
+
+/// Pushes the pool chunk metatable (made on first use).
+///
+/// # Safety
+/// `l` is a valid state.
+unsafe fn push_pool_metatable(l: *mut lua_State) {
+    // SAFETY: valid state.
+    unsafe {
+        if ffi::luaL_newmetatable(l, POOL_MT.as_ptr()) != 0 {
+            ffi::lua_pushcfunction(l, pool_gc);
+            ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+        }
+    }
+}
+
 /// The buffer at `idx`, or NULL.
 ///
 /// # Safety
 /// `l` is the running state.
 unsafe fn buffer_arg(l: *mut lua_State, idx: c_int) -> *mut SocketBuffer {
-    // SAFETY: valid state; testudata does not raise.
-    unsafe { ffi::luaL_testudata(l, idx, BUFFER_MT.as_ptr()).cast() }
+    // SAFETY: valid state; test_udata does not raise.
+    unsafe { test_udata(l, idx, BUFFER_MT, BUFFER_MT_UPVALUE).cast() }
+}
+
+/// The pool chunk at `idx` (its first node), or NULL.
+///
+/// # Safety
+/// `l` is the running state.
+unsafe fn chunk_arg(l: *mut lua_State, idx: c_int) -> *mut Node {
+    // SAFETY: valid state; test_udata does not raise.
+    unsafe { test_udata(l, idx, POOL_MT, POOL_MT_UPVALUE).cast() }
 }
 
 /// Raises `msg` (a static text) like `luaL_error`, with the caller's position.
@@ -107,11 +188,9 @@ unsafe extern "C-unwind" fn lbuffer(l: *mut lua_State) -> c_int {
             offset: 0,
             head: ptr::null_mut(),
             tail: ptr::null_mut(),
+            pool: ptr::null(),
         });
-        if ffi::luaL_newmetatable(l, BUFFER_MT.as_ptr()) != 0 {
-            ffi::lua_pushcfunction(l, buffer_gc);
-            ffi::lua_setfield(l, -2, c"__gc".as_ptr());
-        }
+        push_buffer_metatable(l);
         ffi::lua_setmetatable(l, -2);
     }
     1
@@ -122,7 +201,7 @@ unsafe extern "C-unwind" fn lbuffer(l: *mut lua_State) -> c_int {
 unsafe extern "C-unwind" fn pool_gc(l: *mut lua_State) -> c_int {
     // SAFETY: called as __gc of a chunk: a userdata holding whole nodes.
     unsafe {
-        let base = ffi::luaL_testudata(l, 1, POOL_MT.as_ptr()).cast::<Node>();
+        let base = chunk_arg(l, 1);
         if base.is_null() {
             return 0;
         }
@@ -161,6 +240,7 @@ unsafe extern "C-unwind" fn buffer_gc(l: *mut lua_State) -> c_int {
                 offset: 0,
                 head: ptr::null_mut(),
                 tail: ptr::null_mut(),
+                pool: (*sb).pool,
             };
         }
     }
@@ -174,17 +254,16 @@ unsafe extern "C-unwind" fn buffer_gc(l: *mut lua_State) -> c_int {
 unsafe fn bind_pool(l: *mut lua_State, buf: c_int, pool: c_int, sb: *mut SocketBuffer) {
     // SAFETY: valid indices; setiuservalue on our userdata with one user value.
     unsafe {
-        if (*sb).head.is_null() {
-            ffi::lua_pushvalue(l, pool);
-            ffi::lua_setiuservalue(l, buf, 1);
-            return;
+        let p = ffi::lua_topointer(l, pool);
+        if p == (*sb).pool {
+            return; // the pool in the user value
         }
-        ffi::lua_getiuservalue(l, buf, 1);
-        let same = ffi::lua_rawequal(l, -1, pool) != 0;
-        ffi::lua_pop(l, 1);
-        if !same {
+        if !(*sb).head.is_null() {
             fail(l, c"socket buffer used with another pool");
         }
+        ffi::lua_pushvalue(l, pool);
+        ffi::lua_setiuservalue(l, buf, 1);
+        (*sb).pool = p;
     }
 }
 
@@ -199,14 +278,17 @@ unsafe fn is_free_node(l: *mut lua_State, pool: c_int, node: *mut Node) -> bool 
         let n = ffi::lua_rawlen(l, pool) as ffi::lua_Integer;
         for i in (2..=n).rev() {
             ffi::lua_rawgeti(l, pool, i);
-            let base = ffi::luaL_testudata(l, -1, POOL_MT.as_ptr()).cast::<Node>();
+            // The address first (cheap), the chunk's type only for the one that holds it.
+            let base = ffi::lua_touserdata(l, -1).cast::<Node>();
             let len = ffi::lua_rawlen(l, -1);
-            ffi::lua_pop(l, 1);
-            if base.is_null() {
+            let off = (node as usize).wrapping_sub(base as usize);
+            if base.is_null() || off >= len || off % size_of::<Node>() != 0 {
+                ffi::lua_pop(l, 1);
                 continue;
             }
-            let off = (node as usize).wrapping_sub(base as usize);
-            if off < len && off % size_of::<Node>() == 0 {
+            let chunk = !chunk_arg(l, -1).is_null();
+            ffi::lua_pop(l, 1);
+            if chunk {
                 return (*node).msg.is_null();
             }
         }
@@ -240,10 +322,7 @@ unsafe fn new_chunk(l: *mut lua_State, pool: c_int) -> *mut Node {
                 },
             });
         }
-        if ffi::luaL_newmetatable(l, POOL_MT.as_ptr()) != 0 {
-            ffi::lua_pushcfunction(l, pool_gc);
-            ffi::lua_setfield(l, -2, c"__gc".as_ptr());
-        }
+        push_pool_metatable(l);
         ffi::lua_setmetatable(l, -2);
         ffi::lua_rawseti(l, pool, tsz + 1);
         if let Some(text) = pool_warning(tsz) {
@@ -813,13 +892,18 @@ const BUFFER_FUNCTIONS: [(&CStr, CFunction); 10] = [
 /// are [`net::FUNCTIONS`]).
 const CONTEXT_FUNCTIONS: [(&CStr, CFunction); 1] = [(c"udp_address", ludp_address)];
 
-/// Registers the context-free functions into the table on top of the stack.
+/// Registers the context-free functions into the table on top of the stack (each with the
+/// buffer and pool metatables as upvalues).
 ///
 /// # Safety
 /// `l` is a valid state with a table on top.
 pub unsafe fn register_buffer_functions(l: *mut lua_State) {
     // SAFETY: caller contract.
-    unsafe { set_funcs(l, &BUFFER_FUNCTIONS, 0) };
+    unsafe {
+        push_buffer_metatable(l);
+        push_pool_metatable(l);
+        set_funcs(l, &BUFFER_FUNCTIONS, 2);
+    }
 }
 
 /// `luaopen_skynet_socketdriver`: the module table, or "Init skynet context first" when the

@@ -64,15 +64,15 @@ impl SocketEvent {
     /// (`into_raw`) if the message is delivered, freed otherwise.
     pub fn into_payloads(self) -> (Payload, Option<Payload>) {
         let text = self.inline_text();
-        let mut bytes = Vec::with_capacity(SOCKET_MESSAGE_SIZE + text.len());
-        bytes.extend_from_slice(&self.ty.to_ne_bytes());
-        bytes.extend_from_slice(&self.id.to_ne_bytes());
-        bytes.extend_from_slice(&self.ud.to_ne_bytes());
-        bytes.extend_from_slice(&[0; 4]);
+        let mut bytes = [0u8; SOCKET_MESSAGE_SIZE + MAX_INLINE_TEXT];
+        bytes[0..4].copy_from_slice(&self.ty.to_ne_bytes());
+        bytes[4..8].copy_from_slice(&self.id.to_ne_bytes());
+        bytes[8..12].copy_from_slice(&self.ud.to_ne_bytes());
         let addr = self.data.as_ref().map_or(0, |d| d.as_ptr() as usize);
-        bytes.extend_from_slice(&(addr as u64).to_ne_bytes());
-        bytes.extend_from_slice(text);
-        (Payload::copy_from(&bytes), self.data)
+        bytes[16..24].copy_from_slice(&(addr as u64).to_ne_bytes());
+        let end = SOCKET_MESSAGE_SIZE + text.len();
+        bytes[SOCKET_MESSAGE_SIZE..end].copy_from_slice(text);
+        (Payload::copy_from(&bytes[..end]), self.data)
     }
 }
 
@@ -140,7 +140,7 @@ impl Sink for NodeSink {
 
     fn flush(&self) {
         if let Some(node) = server::try_node() {
-            node.global.wake_one();
+            node.global.wake_for_queued();
         }
     }
 }

@@ -9,7 +9,8 @@ use super::slot::{slot_of, State};
 use super::socket::{After, Io, Socket};
 use super::{MAX_EVENT, MAX_REQUESTS_PER_ROUND, MAX_UDP_PACKAGE, RESOLVER_TOKEN, WAKE_TOKEN};
 use crate::poll::{PollEvent, Poller};
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::net::Shutdown;
@@ -108,6 +109,9 @@ pub(super) struct SocketThread<'a> {
     resolver: Option<Resolver>,
     /// Connections whose host name is being looked up.
     resolving: HashMap<i32, PendingConnect>,
+    /// The wake-up descriptor may be readable (it was reported by the last wait): reset it
+    /// before the queue is taken. Otherwise the reset, a read(2) that would fail, is skipped.
+    wake_seen: bool,
 }
 
 /// A connection waiting for its lookup, and the requests made on it meanwhile (handled, in
@@ -128,12 +132,13 @@ impl<'a> SocketThread<'a> {
                 spare_fd: File::open("/dev/null").ok(),
                 udp_buf: vec![0; MAX_UDP_PACKAGE],
             },
-            sockets: HashMap::new(),
+            sockets: HashMap::default(),
             events: Vec::with_capacity(MAX_EVENT),
             backlog: VecDeque::new(),
             requests_per_round: MAX_REQUESTS_PER_ROUND,
             resolver,
-            resolving: HashMap::new(),
+            resolving: HashMap::default(),
+            wake_seen: true,
         }
     }
 
@@ -157,6 +162,9 @@ impl<'a> SocketThread<'a> {
                 .log(&format!("socket-server error: {}", strerror(&e)));
             std::thread::sleep(std::time::Duration::from_millis(10));
             return true;
+        }
+        if self.events.iter().any(|ev| ev.token == WAKE_TOKEN) {
+            self.wake_seen = true;
         }
         // Requests first.
         if !self.handle_requests() {
@@ -191,7 +199,11 @@ impl<'a> SocketThread<'a> {
     pub(super) fn handle_requests(&mut self) -> bool {
         for _ in 0..self.requests_per_round {
             if self.backlog.is_empty() {
-                self.env.server.waker.reset();
+                // A submitter sets `signaled` before it makes the descriptor readable, so a
+                // wake-up that comes after this reset is seen by the next wait.
+                if std::mem::take(&mut self.wake_seen) {
+                    self.env.server.waker.reset();
+                }
                 let mut q = self.env.server.queue.lock();
                 q.signaled = false;
                 self.backlog = VecDeque::from(std::mem::take(&mut q.requests));

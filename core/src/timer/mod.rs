@@ -3,7 +3,8 @@
 //! `now()` is in centiseconds: the wall clock's centisecond fraction at start plus monotonic
 //! centiseconds since, so `starttime + now/100` tracks wall time. The timer thread calls
 //! [`Timer::update`] every 2.5 ms; it runs one wheel tick per elapsed centisecond (catching up
-//! in bursts) and delivers each expired timeout as a PTYPE_RESPONSE message from source 0.
+//! in bursts, `now()` advancing with each tick) and delivers each expired timeout as a
+//! PTYPE_RESPONSE message from source 0.
 
 pub mod wheel;
 
@@ -99,9 +100,13 @@ impl Timer {
         if diff == 0 {
             return;
         }
-        self.current.fetch_add(diff, Ordering::Relaxed);
+        // The clock moves one tick at a time with the wheel: in a catch-up burst, the
+        // timeouts of each tick reach their services while `now()` is that tick, not the end
+        // of the burst (no lateness added by the burst itself), and a timeout set meanwhile is
+        // due relative to the tick the wheel is at.
         let mut expired = Vec::new();
         for _ in 0..diff {
+            self.current.fetch_add(1, Ordering::Relaxed);
             self.wheel.lock().advance(&mut expired);
             for t in expired.drain(..) {
                 deliver(t.handle, t.session);
@@ -135,7 +140,16 @@ mod tests {
             );
         }
         let mut sessions = Vec::new();
+        let start = timer.now();
         timer.update_with(|_, session| {
+            // The clock is at the tick being delivered, not at the end of the burst.
+            if session <= 50 {
+                assert_eq!(
+                    timer.now() - start,
+                    session as u64,
+                    "now() during the burst"
+                );
+            }
             // A `timeout` call from a worker during the burst must not wait for it to end.
             assert!(
                 timer.wheel.try_lock().is_some(),
