@@ -123,6 +123,10 @@ fn read_core_keys(file: &str) -> Result<CoreConfig, String> {
     k.int("memory_limit", 0, 0..=i64::MAX)?;
     let cpath_first = CpathFirst::parse(&env().get_str("cpath_first").unwrap_or_default());
     let cpu_limit = k.int("cpu_limit", 0, 0..=86400)? as u64;
+    let metrics = match k.string("metrics", None) {
+        Some(addr) => Some(metrics_listener(file, &addr)?),
+        None => None,
+    };
     Ok(CoreConfig {
         start: StartConfig {
             thread,
@@ -131,6 +135,7 @@ fn read_core_keys(file: &str) -> Result<CoreConfig, String> {
             bootstrap,
             socket,
             cpu_limit,
+            metrics,
         },
         harbor,
         profile,
@@ -139,6 +144,20 @@ fn read_core_keys(file: &str) -> Result<CoreConfig, String> {
         cpath_first,
         daemon,
     })
+}
+
+/// Binds the metrics endpoint of config key `metrics` (`host:port`); the error is one line
+/// naming the key and the file.
+fn metrics_listener(file: &str, addr: &str) -> Result<std::net::TcpListener, String> {
+    use std::net::ToSocketAddrs;
+    let bad = |why: String| format!("{file}: config key 'metrics' = '{addr}': {why}");
+    let target = addr
+        .trim()
+        .to_socket_addrs()
+        .map_err(|e| bad(format!("not an address host:port ({e})")))?
+        .next()
+        .ok_or_else(|| bad("the host has no address".to_owned()))?;
+    std::net::TcpListener::bind(target).map_err(|e| bad(format!("can't listen on {target}: {e}")))
 }
 
 fn run() -> Result<(), String> {
