@@ -155,6 +155,48 @@ fn metrics_endpoint_serves_prometheus_text() {
     out.assert_clean_exit();
 }
 
+/// The event counters follow what the node did: a launch, a kill, a `cpu_limit` interrupt, a
+/// pending timeout and a named service (`t_metrics`).
+#[test]
+fn metrics_count_launches_exits_interrupts_and_timers() {
+    let mport = free_port();
+    let run = spawn_lua_with(
+        "t_metrics",
+        &format!("cpu_limit = 1\nmetrics = \"127.0.0.1:{mport}\""),
+    );
+    if run.wait_for("METRICS_READY", TIMEOUT).is_none() {
+        panic!("no METRICS_READY:\n{}", run.finish(Duration::ZERO));
+    }
+    let body = scrape(mport);
+    let has =
+        |series: &str| sample(&body, series).unwrap_or_else(|| panic!("no {series}:\n{body}"));
+    // logger, t_metrics, t_loop (killed), t_cpuloop
+    assert_eq!(has("skynet_services_launched_total"), 4.0, "{body}");
+    assert_eq!(has("skynet_services_exited_total"), 1.0, "{body}");
+    assert_eq!(has("skynet_services"), 3.0, "{body}");
+    assert_eq!(has("skynet_cpu_limit_interrupts_total"), 1.0, "{body}");
+    assert_eq!(has("skynet_cpu_limit_uninterruptible_total"), 0.0, "{body}");
+    assert!(has("skynet_timers_pending") >= 1.0, "{body}");
+    assert!(
+        has("skynet_service_messages_dispatched_total{service=\":00000002\",name=\".probe\"}")
+            >= 2.0,
+        "{body}"
+    );
+    // Each worker has a busy-seconds figure.
+    for w in ["0", "1"] {
+        let busy = has(&format!(
+            "skynet_worker_busy_seconds_total{{worker=\"{w}\"}}"
+        ));
+        assert!(busy >= 0.0 && busy.is_finite(), "{body}");
+    }
+    let out = run.finish(Duration::ZERO);
+    // Killed once scraped: the checks made so far all passed.
+    for check in ["reg_name", "child", "looper", "looper_interrupted"] {
+        out.assert_line_containing(&format!("CHECK {check} ok"));
+    }
+    out.assert_no_line_containing(" FAIL");
+}
+
 /// A bad `metrics` value, or an address that cannot be bound, stops the node with one line
 /// naming the key and the file.
 #[test]
