@@ -117,6 +117,12 @@ impl<T: Clone> HandleStorage<T> {
         s.slots.iter().flatten().map(|(h, _)| *h).collect()
     }
 
+    /// Every (local name, handle), by name.
+    pub fn names(&self) -> Vec<(String, u32)> {
+        let s = self.inner.read();
+        s.names.iter().map(|(n, h)| (n.to_string(), *h)).collect()
+    }
+
     /// Retires every handle, sweeping again until none is left (retiring may launch more).
     pub fn retire_all(&self) {
         loop {

@@ -10,6 +10,7 @@
 //! - [`env`], [`log`], [`monitor`], [`daemon`], [`start`]
 //! - [`manifest`]: verified loading (`load_manifest`)
 //! - [`memory`]: the executable's per-service C memory accounting
+//! - [`metrics`]: the Prometheus metrics endpoint (config `metrics`)
 
 pub mod command;
 pub mod daemon;
@@ -20,6 +21,7 @@ pub mod localtime;
 pub mod log;
 pub mod manifest;
 pub mod memory;
+pub mod metrics;
 pub mod module;
 pub mod monitor;
 pub mod mq;

@@ -13,6 +13,7 @@
 //! The interrupt is asynchronous: a handler that ends just as it is sent leaves the error
 //! armed for the service's next Lua code, as SIGNAL 0 does.
 
+use crate::metrics::Counters;
 use crate::server::Node;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -48,6 +49,7 @@ impl MonitorSlot {
         if version == self.checked.load(Ordering::Relaxed) {
             let dest = self.destination.load(Ordering::Relaxed);
             if dest != 0 {
+                Counters::bump(&node.counters.endless_loops);
                 if let Some(ctx) = node.grab(dest) {
                     ctx.set_endless();
                 }
@@ -116,6 +118,7 @@ impl CpuWatch {
             _ => {
                 self.acted = Some(now);
                 if ctx.interrupt() {
+                    Counters::bump(&node.counters.cpu_limit_interrupts);
                     node.log(
                         dest,
                         format!(
@@ -123,6 +126,7 @@ impl CpuWatch {
                         ),
                     );
                 } else {
+                    Counters::bump(&node.counters.cpu_limit_uninterruptible);
                     node.log(
                         dest,
                         format!(

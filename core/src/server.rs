@@ -8,6 +8,7 @@
 
 use crate::handle::{HandleStorage, HANDLE_REMOTE_SHIFT};
 use crate::log::ServiceLog;
+use crate::metrics::Counters;
 use crate::module::{Instance, Modules};
 use crate::monitor::MonitorSlot;
 use crate::mq::{
@@ -338,6 +339,13 @@ impl Drop for Context {
         self.log.get_mut().take();
         drop(self.instance.take());
         if let Some(n) = NODE.get() {
+            if *self.initialized.get_mut() {
+                Counters::bump(&n.counters.exited);
+                let messages = *self.message_count.get_mut();
+                n.counters
+                    .exited_messages
+                    .fetch_add(messages, Ordering::Relaxed);
+            }
             self.queue.mark_release(&n.global);
             n.total.fetch_sub(1, Ordering::AcqRel);
         }
@@ -421,6 +429,8 @@ pub struct Node {
     requests_refused: AtomicU64,
     oneway_dropped: AtomicU64,
     sockets_paused: AtomicU64,
+    /// Event counters for the metrics endpoint.
+    pub counters: Counters,
     /// Set by ABORT (see [`Node::abort`]).
     abort: Mutex<Option<Abort>>,
 }
@@ -469,6 +479,7 @@ impl Node {
             requests_refused: AtomicU64::new(0),
             oneway_dropped: AtomicU64::new(0),
             sockets_paused: AtomicU64::new(0),
+            counters: Counters::default(),
             abort: Mutex::new(None),
         })
     }
@@ -624,6 +635,7 @@ impl Node {
         };
         if ok {
             ctx.initialized.store(true, Ordering::Release);
+            Counters::bump(&self.counters.launched);
             // Logged before the queue is scheduled: once it is, an idle worker is woken and the
             // service's first message (snlua: its start code) may log before this line would.
             self.log(handle, format!("LAUNCH {} {}", name, parm.unwrap_or("")));
@@ -988,6 +1000,7 @@ impl Node {
                 n = (remaining >> weight).max(1);
             }
             if let Some(len) = popped.overload {
+                Counters::bump(&self.counters.overload_warnings);
                 ctx.error(format!("error: May overload, message queue length = {len}"));
             }
             if let Some(ev) = popped.limits {

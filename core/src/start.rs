@@ -1,11 +1,12 @@
 //! Boot and thread orchestration (upstream `skynet_start`).
 //!
 //! Threads: `thread` workers, a timer thread (time, SIGHUP, termination), a monitor thread
-//! (endless loops), the socket thread. The node ends when no live service is left: the timer
+//! (endless loops), the socket thread, and with `metrics` the metrics thread (not joined). The node ends when no live service is left: the timer
 //! thread notices, tells the socket thread, the workers and the monitor to stop, and `start`
 //! returns after joining them (the socket thread force-closes every socket as it leaves).
 
 use crate::command::split_launch;
+use crate::metrics::{self, WorkerClock};
 use crate::monitor::{CpuWatch, MonitorSlot, CPU_TICK};
 use crate::mq::{set_worker_thread, Message};
 use crate::payload::Payload;
@@ -27,6 +28,8 @@ pub struct StartConfig {
     pub socket: SocketConfig,
     /// `cpu_limit`: seconds one handler may run before the monitor interrupts it (0: off).
     pub cpu_limit: u64,
+    /// `metrics`: the bound listener of the metrics endpoint (see [`crate::metrics`]), if on.
+    pub metrics: Option<std::net::TcpListener>,
 }
 
 /// Scheduling weight of worker `i`: how much of its queue a turn takes.
@@ -69,6 +72,14 @@ pub fn start(node: &'static Node, cfg: &StartConfig) -> Result<(), String> {
 
     let slots: Arc<Vec<MonitorSlot>> =
         Arc::new((0..cfg.thread).map(|_| MonitorSlot::new()).collect());
+    let clocks: Arc<[WorkerClock]> = (0..cfg.thread).map(|_| WorkerClock::default()).collect();
+    if let Some(listener) = &cfg.metrics {
+        let listener = listener
+            .try_clone()
+            .map_err(|e| format!("metrics: can't use the listener: {e}"))?;
+        metrics::serve(node, listener, clocks.clone())
+            .map_err(|e| format!("metrics: can't start the metrics thread: {e}"))?;
+    }
     let threads = [
         spawn("monitor", {
             let slots = slots.clone();
@@ -81,8 +92,9 @@ pub fn start(node: &'static Node, cfg: &StartConfig) -> Result<(), String> {
     let workers: Vec<_> = (0..cfg.thread)
         .map(|i| {
             let slots = slots.clone();
+            let clocks = clocks.clone();
             spawn(&format!("worker{i}"), move || {
-                worker_thread(node, &slots[i], worker_weight(i))
+                worker_thread(node, &slots[i], &clocks[i], worker_weight(i))
             })
         })
         .collect();
@@ -129,7 +141,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()
         .expect("spawn a skynet thread")
 }
 
-fn worker_thread(node: &Node, slot: &MonitorSlot, weight: i32) {
+fn worker_thread(node: &Node, slot: &MonitorSlot, clock_busy: &WorkerClock, weight: i32) {
     set_worker_thread();
     node.global.add_worker();
     set_current_handle(0);
@@ -138,7 +150,9 @@ fn worker_thread(node: &Node, slot: &MonitorSlot, weight: i32) {
     while !node.global.is_quit() {
         q = node.dispatch(slot, &mut clock, q, weight);
         if q.is_none() {
+            clock_busy.park_begin();
             node.global.park();
+            clock_busy.park_end();
         }
     }
 }

@@ -120,6 +120,10 @@ pub fn read_core_keys(file: &str) -> Result<CoreConfig, String> {
     k.int("memory_limit", 0, 0..=i64::MAX)?;
     let cpath_first = CpathFirst::parse(&env().get_str("cpath_first").unwrap_or_default());
     let cpu_limit = k.int("cpu_limit", 0, 0..=86400)? as u64;
+    let metrics = match k.string("metrics", None) {
+        Some(addr) => Some(metrics_listener(file, &addr)?),
+        None => None,
+    };
     Ok(CoreConfig {
         start: StartConfig {
             thread,
@@ -128,6 +132,7 @@ pub fn read_core_keys(file: &str) -> Result<CoreConfig, String> {
             bootstrap,
             socket,
             cpu_limit,
+            metrics,
         },
         harbor,
         profile,
@@ -215,6 +220,12 @@ pub fn check_keys(file: &str) -> Vec<String> {
     if let Err(e) = k.boolean("profile", true) {
         out.push(e);
     }
+    // Only parsed: binding it here would fail while the node being checked is running.
+    if let Some(addr) = k.string("metrics", None) {
+        if let Err(e) = metrics_address(file, &addr) {
+            out.push(e);
+        }
+    }
     let cpath = k
         .string("cpath", Some("./cservice/?.so"))
         .unwrap_or_default();
@@ -222,4 +233,24 @@ pub fn check_keys(file: &str) -> Vec<String> {
         out.push(format!("{file}: {e}"));
     }
     out
+}
+
+/// The `metrics` key as a socket address; the error names the key and the file.
+fn metrics_address(file: &str, addr: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let bad = |why: String| format!("{file}: config key 'metrics' = '{addr}': {why}");
+    addr.trim()
+        .to_socket_addrs()
+        .map_err(|e| bad(format!("not an address host:port ({e})")))?
+        .next()
+        .ok_or_else(|| bad("the host has no address".to_owned()))
+}
+
+/// Binds the `metrics` listener before start, so a bad or busy address stops the node with one
+/// line naming the key and the file.
+fn metrics_listener(file: &str, addr: &str) -> Result<std::net::TcpListener, String> {
+    let target = metrics_address(file, addr)?;
+    std::net::TcpListener::bind(target).map_err(|e| {
+        format!("{file}: config key 'metrics' = '{addr}': can't listen on {target}: {e}")
+    })
 }

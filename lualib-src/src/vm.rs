@@ -30,6 +30,20 @@ pub fn all_stats() -> Vec<Arc<MemStat>> {
     registry().lock().values().cloned().collect()
 }
 
+/// Every (handle, bytes) of the live VMs of services (the metrics endpoint's Lua memory).
+fn lua_memory() -> Vec<(u32, usize)> {
+    all_stats()
+        .iter()
+        .map(|s| {
+            (
+                s.handle.load(Ordering::Relaxed),
+                s.bytes.load(Ordering::Relaxed),
+            )
+        })
+        .filter(|&(h, _)| h != 0)
+        .collect()
+}
+
 /// The live VMs' figures, by the address of their [`MemStat`]; a VM removes its own entry
 /// when it is dropped.
 fn registry() -> &'static Mutex<HashMap<usize, Arc<MemStat>>> {
@@ -92,6 +106,7 @@ fn seed() -> std::ffi::c_uint {
 impl Vm {
     /// A new VM with our allocator. `None` if Lua could not allocate its state.
     pub fn new() -> Option<Box<Vm>> {
+        skynet_core::metrics::set_lua_memory(lua_memory);
         let stat = Arc::new(MemStat::default());
         registry().lock().insert(registry_key(&stat), stat.clone());
         let mut vm = Box::new(Vm {

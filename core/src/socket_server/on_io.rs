@@ -13,6 +13,7 @@ use socket2::SockRef;
 use std::fs::File;
 use std::io;
 use std::net::Shutdown;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 impl ThreadState<'_> {
@@ -20,6 +21,7 @@ impl ThreadState<'_> {
     pub(super) fn send_buffer(&mut self, s: &mut Socket) -> After {
         let now = self.now();
         let sink = &*self.server.sink;
+        let bytes_out = &self.server.bytes_out;
         let Socket {
             id,
             io,
@@ -34,6 +36,7 @@ impl ThreadState<'_> {
             if proto == protocol::TCP {
                 return match io.write(buf) {
                     Ok(n) => {
+                        bytes_out.fetch_add(n as u64, Ordering::Relaxed);
                         *stat_write += n as u64;
                         *wtime = now;
                         WriteResult::Wrote(n)
@@ -51,6 +54,7 @@ impl ThreadState<'_> {
             }
             match u.send_to(buf, peer) {
                 Ok(_) => {
+                    bytes_out.fetch_add(buf.len() as u64, Ordering::Relaxed);
                     *stat_write += buf.len() as u64;
                     *wtime = now;
                     WriteResult::Wrote(buf.len())
@@ -155,6 +159,7 @@ impl ThreadState<'_> {
             if s.state == State::HalfcloseRead {
                 return (got, After::Keep); // discarded
             }
+            self.server.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
             s.stat_read += n as u64;
             s.rtime = self.now();
             buf.truncate(n);
@@ -202,6 +207,7 @@ impl ThreadState<'_> {
                     return (ReadOutcome::Error, After::Close);
                 }
             };
+            self.server.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
             s.stat_read += n as u64;
             s.rtime = self.server.sink.now();
             if protocol_of(&from) != s.protocol {

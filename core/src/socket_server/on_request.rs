@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 impl ThreadState<'_> {
@@ -295,6 +296,9 @@ impl ThreadState<'_> {
                     _ => None,
                 };
                 if sent == Some(buf.rest().len()) {
+                    self.server
+                        .bytes_out
+                        .fetch_add(buf.rest().len() as u64, Ordering::Relaxed);
                     s.stat_write += buf.rest().len() as u64;
                     s.wtime = self.now();
                     return After::Keep;

@@ -14,7 +14,7 @@ use socket2::{Domain, Socket as RawSocket, Type};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 
 /// The socket server: the API services call (from any thread) and [`SocketServer::run`], the
@@ -29,6 +29,9 @@ pub struct SocketServer {
     /// Name lookups for `connect` (on the resolver thread).
     pub(super) lookup: Lookup,
     running: AtomicBool,
+    /// Bytes read from and written to sockets (relaxed, one add per read or write call).
+    pub(super) bytes_in: AtomicU64,
+    pub(super) bytes_out: AtomicU64,
 }
 
 impl SocketServer {
@@ -51,12 +54,24 @@ impl SocketServer {
             send_limit: config.send_limit,
             lookup: Arc::new(|host: &str, port: i32| resolve(Some(host), port)),
             running: AtomicBool::new(false),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
         })
     }
 
     /// Sockets open or reserved.
     pub fn open_sockets(&self) -> usize {
         self.slots.open()
+    }
+
+    /// Bytes read from sockets so far (TCP and UDP payload).
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_in.load(Ordering::Relaxed)
+    }
+
+    /// Bytes written to sockets so far (direct writes included).
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_out.load(Ordering::Relaxed)
     }
 
     /// True while the socket thread runs (requests are answered).
@@ -215,6 +230,7 @@ impl SocketServer {
                     }
                 };
                 if n > 0 {
+                    self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
                     d.written += n as u64;
                     d.wtime = self.sink.now();
                 }
@@ -335,6 +351,19 @@ impl SocketServer {
             return Vec::new();
         }
         rx.recv().unwrap_or_default()
+    }
+
+    /// [`SocketServer::info`], waiting at most `timeout` for the socket thread (`None` if it
+    /// did not answer in time).
+    pub fn info_within(&self, timeout: std::time::Duration) -> Option<Vec<SocketInfo>> {
+        if !self.running.load(Ordering::Acquire) {
+            return Some(Vec::new());
+        }
+        let (tx, rx) = mpsc::channel();
+        if !self.submit(Request::Info { reply: tx }) {
+            return Some(Vec::new());
+        }
+        rx.recv_timeout(timeout).ok()
     }
 
     /// Tells the socket thread to finish (it force-closes every socket, without events).

@@ -63,6 +63,11 @@ impl Timer {
         self.starttime
     }
 
+    /// Timeouts waiting in the wheel.
+    pub fn pending(&self) -> usize {
+        self.wheel.lock().len()
+    }
+
     /// Schedules a PTYPE_RESPONSE to `handle` after `time` centiseconds; `time <= 0` delivers
     /// at once (returns -1 if the service is gone).
     pub fn timeout(&self, node: &Node, handle: u32, time: i32, session: i32) -> i32 {
