@@ -165,6 +165,7 @@ headers:
 # RUSTC_BOOTSTRAP lets the stable toolchain accept).
 FUZZ_SECONDS ?= 15
 fuzz-smoke:
+	@cargo fuzz --version >/dev/null 2>&1 || { echo "fuzz-smoke needs cargo-fuzz (cargo install cargo-fuzz --locked)"; exit 1; }
 	cd fuzz && for t in $$(RUSTC_BOOTSTRAP=1 cargo fuzz list); do \
 		RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
