@@ -9,7 +9,7 @@ use skynet_core::env::env;
 use skynet_core::module::{CpathFirst, Modules};
 use skynet_core::mq::{QueueLimits, DEFAULT_QUEUE_BYTES_LIMIT, DEFAULT_QUEUE_LIMIT};
 use skynet_core::server::{Node, NodeConfig};
-use skynet_core::socket_server::{SocketConfig, MAX_SOCKET};
+use skynet_core::socket_server::{SocketConfig, TlsFiles, TlsPolicy, MAX_SOCKET};
 use skynet_core::start::{start, StartConfig};
 use std::process::ExitCode;
 
@@ -110,6 +110,16 @@ fn read_core_keys(file: &str) -> Result<CoreConfig, String> {
             1..=MAX_SOCKET as i64,
         )? as usize,
         send_limit: k.int("socket_send_limit", defaults.send_limit as i64, 0..=1 << 40)? as usize,
+        // Read once, at start: a bad file stops the node here.
+        tls: TlsPolicy::load(&TlsFiles {
+            cert: k.string("tls_cert", None),
+            key: k.string("tls_key", None),
+            ca: k.string("tls_ca", None),
+            listen: k.string("tls_listen", None).unwrap_or_default(),
+            connect: k.string("tls_connect", None).unwrap_or_default(),
+        })
+        .map_err(|e| format!("{file}: {e}"))?
+        .map(std::sync::Arc::new),
     };
     let queue_limits = QueueLimits {
         messages: k.int("queue_limit", DEFAULT_QUEUE_LIMIT as i64, 0..=1 << 40)? as usize,

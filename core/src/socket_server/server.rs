@@ -7,6 +7,7 @@ use super::send_list::Priority;
 use super::sink::Sink;
 use super::slot::{slot_of, Slots, State};
 use super::thread::SocketThread;
+use super::tls::TlsPolicy;
 use super::{protocol, SocketConfig, MAX_EVENT, WAKE_TOKEN};
 use crate::poll::{Poller, Waker};
 use parking_lot::Mutex;
@@ -26,6 +27,7 @@ pub struct SocketServer {
     pub(super) poller: Mutex<Option<Poller>>,
     pub(super) sink: Box<dyn Sink>,
     pub(super) send_limit: usize,
+    pub(super) tls: Option<Arc<TlsPolicy>>,
     /// Name lookups for `connect` (on the resolver thread).
     pub(super) lookup: Lookup,
     running: AtomicBool,
@@ -49,6 +51,7 @@ impl SocketServer {
             poller: Mutex::new(Some(poller)),
             sink,
             send_limit: config.send_limit,
+            tls: config.tls,
             lookup: Arc::new(|host: &str, port: i32| resolve(Some(host), port)),
             running: AtomicBool::new(false),
         })
@@ -107,10 +110,15 @@ impl SocketServer {
         }) else {
             return -1;
         };
+        let tls = match (&self.tls, listener.local_addr()) {
+            (Some(policy), Ok(bound)) => policy.listens(host, bound),
+            _ => false,
+        };
         self.reserve_and_submit(|id| Request::Listen {
             id,
             owner,
             listener,
+            tls,
         })
     }
 
@@ -123,12 +131,14 @@ impl SocketServer {
                 .log(&format!("socket-server error: Invalid addr {host}."));
             return -1;
         }
+        let tls = self.tls.as_ref().and_then(|p| p.connects(host, port));
         let host = host.to_owned();
         self.reserve_and_submit(|id| Request::Connect {
             id,
             owner,
             host,
             port,
+            tls,
         })
     }
 

@@ -64,7 +64,7 @@ impl ThreadState<'_> {
         {
             Ok(()) => {
                 self.sync(&s);
-                if let Io::Stream(stream) = &s.io {
+                if let (Io::Stream(stream), None) = (&s.io, &s.tls) {
                     let mut d = self.server.slots.direct[slot_of(s.id)].lock();
                     if d.id == s.id {
                         d.stream = Some(stream.clone());
@@ -114,6 +114,7 @@ pub(super) struct SocketThread<'a> {
 /// order, once it is connecting).
 struct PendingConnect {
     owner: u32,
+    tls: Option<rustls::pki_types::ServerName<'static>>,
     deferred: Vec<Request>,
 }
 
@@ -263,7 +264,11 @@ impl<'a> SocketThread<'a> {
         }
         match r {
             Request::Start { id, owner } => {
-                self.env.start(self.sockets.get_mut(&id), id, owner);
+                if self.env.start(self.sockets.get_mut(&id), id, owner) == After::Close {
+                    if let Some(s) = self.sockets.remove(&id) {
+                        self.env.force_close(s);
+                    }
+                }
                 self.refresh_direct(id, false);
                 self.deliver();
             }
@@ -283,8 +288,9 @@ impl<'a> SocketThread<'a> {
                 id,
                 owner,
                 listener,
+                tls,
             } => {
-                let s = self.env.listen(id, owner, listener);
+                let s = self.env.listen(id, owner, listener, tls);
                 self.add(s);
             }
             Request::Close { id, shutdown } => {
@@ -295,6 +301,7 @@ impl<'a> SocketThread<'a> {
                 owner,
                 host,
                 port,
+                tls,
             } => {
                 let addrs = if needs_lookup(&host, port) {
                     match &mut self.resolver {
@@ -303,6 +310,7 @@ impl<'a> SocketThread<'a> {
                                 id,
                                 PendingConnect {
                                     owner,
+                                    tls,
                                     deferred: Vec::new(),
                                 },
                             );
@@ -315,7 +323,7 @@ impl<'a> SocketThread<'a> {
                     // An IP literal (or an invalid port): no lookup, nothing blocks.
                     resolve(Some(&host), port)
                 };
-                let s = self.env.connect(id, owner, addrs);
+                let s = self.env.connect(id, owner, addrs, tls);
                 self.add(s);
             }
             Request::Exit => return false,
@@ -367,7 +375,7 @@ impl<'a> SocketThread<'a> {
             let Some(pending) = self.resolving.remove(&id) else {
                 continue;
             };
-            let s = self.env.connect(id, pending.owner, addrs);
+            let s = self.env.connect(id, pending.owner, addrs, pending.tls);
             self.add(s);
             for r in pending.deferred {
                 self.request(r);
@@ -397,7 +405,11 @@ impl<'a> SocketThread<'a> {
         let id = ev.token as u32 as i32;
         let mut accepted = Vec::new();
         self.with_socket(id, |env, s| match s.state {
+            State::Connecting if s.tls.as_ref().is_some_and(|t| t.tcp_up) => env.tls_handshake(s),
             State::Connecting => env.report_connect(s),
+            State::PAccept if s.tls.as_ref().is_some_and(|t| t.handshaking()) => {
+                env.tls_handshake(s)
+            }
             State::Listen => {
                 env.accept(s, &mut accepted);
                 After::Keep
