@@ -394,7 +394,7 @@ fn upstream_harbor_over_mutual_tls_refuses_a_raw_node() {
     raw.write_all(hello).unwrap();
     let mut rest = Vec::new();
     let _ = raw.read_to_end(&mut rest);
-    w1.expect(&format!("tls handshake with 127.0.0.1:"), TIMEOUT);
+    w1.expect("tls handshake with 127.0.0.1:", TIMEOUT);
     let node2 = Node::spawn(&config(2, a2, "main_log", false, "h2"), "snlua bootstrap");
     let mut w2 = node2.watch();
     w2.expect("Log server start", TIMEOUT);
