@@ -5,8 +5,11 @@
 //! Certificates are made at start. Prints `BENCH <name> <value> <unit>` lines and the overhead
 //! of TLS (percent fewer per second than plain).
 //!
+//! Plain and TLS runs alternate, BENCH_TLS_ROUNDS times each; the best of each is reported
+//! (so a busy machine hurts both sides alike).
+//!
 //! Knobs: BENCH_TLS_SECS [5] BENCH_TLS_CONNS [8] BENCH_TLS_BLOCK [16384] BENCH_THREAD [8]
-//!        CLUSTER_BENCH_SMALL [20000] CLUSTER_BENCH_LARGE [2000]
+//!        BENCH_TLS_ROUNDS [2] CLUSTER_BENCH_SMALL [20000] CLUSTER_BENCH_LARGE [2000]
 
 use compat_tests::pki::{tls_client, Ca, Identity};
 use compat_tests::{repo_root, spawn_lua_with, Node, Running};
@@ -104,8 +107,10 @@ fn echo_bench(ca: &Ca, dir: &Path) {
     let conns = knob("BENCH_TLS_CONNS", 8) as usize;
     let block = knob("BENCH_TLS_BLOCK", 16384) as usize;
     let me = Arc::new(ca.identity());
-    let mut results = Vec::new();
-    for tls in [false, true] {
+    // best (throughput, 64-byte rate) of plain and of TLS
+    let mut best = [(0.0f64, 0.0f64); 2];
+    for round in 0..2 * knob("BENCH_TLS_ROUNDS", 2) {
+        let tls = round % 2 == 1;
         let port = free_port();
         let lines = if tls {
             format!("{}tls_listen = \":{port}\"\n", ca.node_files(dir, "echo"))
@@ -117,10 +122,12 @@ fn echo_bench(ca: &Ca, dir: &Path) {
         let big = echo_load(port, id.clone(), conns, block, secs);
         let small = echo_load(port, id, conns, 64, secs);
         drop(node.finish(Duration::ZERO));
-        results.push((big * block as f64 * 2.0 / 1e6, small));
+        let b = &mut best[usize::from(tls)];
+        b.0 = b.0.max(big * block as f64 * 2.0 / 1e6);
+        b.1 = b.1.max(small);
     }
-    report("tls_echo_throughput", results[0].0, results[1].0, "MB/s");
-    report("tls_echo_64b", results[0].1, results[1].1, "req/s");
+    report("tls_echo_throughput", best[0].0, best[1].0, "MB/s");
+    report("tls_echo_64b", best[0].1, best[1].1, "req/s");
 }
 
 /// The calls/s lines of one cluster bench run between two nodes.
@@ -184,10 +191,24 @@ fn main() {
             let root = Path::new(&root)
                 .canonicalize()
                 .expect("SKYNET_UPSTREAM exists");
-            let plain = cluster_run(&root, None, &dir);
-            let tls = cluster_run(&root, Some(&ca), &dir);
-            for ((name, p), (_, t)) in plain.iter().zip(&tls) {
-                report(&format!("tls_{name}"), *p, *t, "calls/s");
+            let mut best: Vec<(String, f64, f64)> = Vec::new();
+            for round in 0..2 * knob("BENCH_TLS_ROUNDS", 2) {
+                let tls = round % 2 == 1;
+                let got = cluster_run(&root, tls.then_some(&ca), &dir);
+                for (name, v) in got {
+                    let i = match best.iter().position(|b| b.0 == name) {
+                        Some(i) => i,
+                        None => {
+                            best.push((name, 0.0, 0.0));
+                            best.len() - 1
+                        }
+                    };
+                    let slot = if tls { &mut best[i].2 } else { &mut best[i].1 };
+                    *slot = slot.max(v);
+                }
+            }
+            for (name, p, t) in best {
+                report(&format!("tls_{name}"), p, t, "calls/s");
             }
         }
         None => println!("tls cluster bench skipped: set SKYNET_UPSTREAM to an upstream tree"),

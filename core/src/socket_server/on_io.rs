@@ -42,6 +42,10 @@ impl ThreadState<'_> {
         }
         let flushed = lists.flush(|buf, addr| {
             if let (Some(t), Io::Stream(stream)) = (tls.as_mut(), &*io) {
+                if buf.is_empty() {
+                    // What a direct write left in rustls: flushed above.
+                    return WriteResult::Wrote(0);
+                }
                 return match t.write(stream, buf) {
                     Ok(0) => WriteResult::Blocked,
                     Ok(n) => {
@@ -278,7 +282,7 @@ impl ThreadState<'_> {
             }
         }
         // Reading may have produced records to send (key updates, alerts).
-        if s.tls.as_ref().is_some_and(|t| t.conn.wants_write()) && !s.writing {
+        if s.tls.as_ref().is_some_and(|t| t.wants_write()) && !s.writing {
             let _ = self.interest(s, s.reading, true);
         }
         if closed {
@@ -317,7 +321,7 @@ impl ThreadState<'_> {
             }
             return After::Close;
         }
-        let (handshaking, wants_write) = (t.handshaking(), t.conn.wants_write());
+        let (handshaking, wants_write) = (t.handshaking(), t.wants_write());
         if handshaking {
             if self.interest(s, true, wants_write).is_err() {
                 return After::Close;
@@ -490,12 +494,10 @@ impl ThreadState<'_> {
                         continue;
                     }
                 };
-                s.tls = Some(Box::new(TlsState {
-                    conn,
-                    peer: addr_name(&peer),
-                    tcp_up: true,
-                    accepted_by: Some((l.id, l.owner)),
-                }));
+                let mut t = TlsState::new(conn, addr_name(&peer));
+                t.tcp_up = true;
+                t.accepted_by = Some((l.id, l.owner));
+                s.tls = Some(Box::new(t));
                 // Read for the handshake; ACCEPT once it succeeded.
                 let Ok(s) = self.register(s, true, false) else {
                     continue;

@@ -154,12 +154,7 @@ impl ThreadState<'_> {
                         return fail(self, "no TLS policy".to_owned());
                     };
                     match policy.client_conn(name.clone()) {
-                        Ok(conn) => Some(Box::new(TlsState {
-                            conn,
-                            peer: addr_name(&addr),
-                            tcp_up: false,
-                            accepted_by: None,
-                        })),
+                        Ok(conn) => Some(Box::new(TlsState::new(conn, addr_name(&addr)))),
                         Err(e) => return fail(self, e),
                     }
                 }

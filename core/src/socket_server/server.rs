@@ -7,7 +7,7 @@ use super::send_list::Priority;
 use super::sink::Sink;
 use super::slot::{slot_of, Slots, State};
 use super::thread::SocketThread;
-use super::tls::TlsPolicy;
+use super::tls::{write_plain, TlsPolicy};
 use super::{protocol, SocketConfig, MAX_EVENT, WAKE_TOKEN};
 use crate::poll::{Poller, Waker};
 use parking_lot::Mutex;
@@ -216,19 +216,32 @@ impl SocketServer {
         let (data, offset) = match (&d.stream, priority, udp) {
             (Some(stream), Priority::High, None) if counted && d.idle && d.inflight == 0 => {
                 let bytes = data.as_slice();
-                let n = loop {
-                    match (&**stream).write(bytes) {
-                        Ok(n) => break n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        // Would block, or an error the socket thread will meet and report.
-                        Err(_) => break 0,
+                let (n, done) = match &d.tls {
+                    // Encrypted here, under the connection's lock; records rustls could not
+                    // write yet are left for the socket thread (an empty send wakes it).
+                    Some(tls) => {
+                        let mut conn = tls.lock();
+                        let n = write_plain(&mut conn, stream, bytes).unwrap_or(0);
+                        (n, n == bytes.len() && !conn.wants_write())
+                    }
+                    None => {
+                        let n = loop {
+                            match (&**stream).write(bytes) {
+                                Ok(n) => break n,
+                                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                                // Would block, or an error the socket thread will meet and
+                                // report.
+                                Err(_) => break 0,
+                            }
+                        };
+                        (n, n == bytes.len())
                     }
                 };
                 if n > 0 {
                     d.written += n as u64;
                     d.wtime = self.sink.now();
                 }
-                if n == bytes.len() {
+                if done {
                     return 0;
                 }
                 d.idle = false;

@@ -118,14 +118,13 @@ impl Socket {
     pub(super) fn direct_idle(&self) -> bool {
         self.state == State::Connected
             && !self.closing
-            && self.lists.is_empty()
+            && !self.has_pending()
             && matches!(self.io, Io::Stream(_))
-            && self.tls.is_none()
     }
 
     /// Bytes wait to be written: in the send lists, or TLS records rustls holds.
     pub(super) fn has_pending(&self) -> bool {
-        !self.lists.is_empty() || self.tls.as_ref().is_some_and(|t| t.conn.wants_write())
+        !self.lists.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     pub(super) fn nomore_sending(&self) -> bool {

@@ -64,10 +64,11 @@ impl ThreadState<'_> {
         {
             Ok(()) => {
                 self.sync(&s);
-                if let (Io::Stream(stream), None) = (&s.io, &s.tls) {
+                if let Io::Stream(stream) = &s.io {
                     let mut d = self.server.slots.direct[slot_of(s.id)].lock();
                     if d.id == s.id {
                         d.stream = Some(stream.clone());
+                        d.tls = s.tls.as_ref().map(|t| t.conn.clone());
                     }
                 }
                 Ok(s)

@@ -6,6 +6,7 @@
 //! (ACCEPT) only once its handshake succeeded; a failed handshake closes it with one log line.
 //! An outgoing TLS connection reports CONNECT once its handshake succeeded, ERROR otherwise.
 
+use parking_lot::Mutex;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
@@ -183,9 +184,11 @@ impl TlsPolicy {
     }
 }
 
-/// A connection's TLS side, held by its socket.
+/// A connection's TLS side, held by its socket. The rustls connection is shared with the
+/// slot table: a caller's thread may encrypt and write a send at once (the direct write),
+/// under its lock, while the socket is idle; every record leaves under that lock, in order.
 pub(super) struct TlsState {
-    pub(super) conn: Connection,
+    pub(super) conn: Arc<Mutex<Connection>>,
     /// `ip:port` of the peer, for log lines.
     pub(super) peer: String,
     /// Outgoing: the TCP connection is up (the handshake runs).
@@ -194,24 +197,69 @@ pub(super) struct TlsState {
     pub(super) accepted_by: Option<(i32, u32)>,
 }
 
+/// Writes the records `conn` holds: Ok(true) once all are out, Ok(false) if the socket would
+/// block.
+pub(super) fn flush_records(conn: &mut Connection, stream: &TcpStream) -> io::Result<bool> {
+    let mut wr = stream;
+    while conn.wants_write() {
+        match conn.write_tls(&mut wr) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// Hands plaintext to rustls and writes what it can: how many bytes rustls took (0 while
+/// older records wait for the socket).
+pub(super) fn write_plain(
+    conn: &mut Connection,
+    stream: &TcpStream,
+    buf: &[u8],
+) -> io::Result<usize> {
+    if buf.is_empty() || !flush_records(conn, stream)? {
+        return Ok(0);
+    }
+    let n = conn.writer().write(buf)?;
+    flush_records(conn, stream)?;
+    Ok(n)
+}
+
 impl TlsState {
+    pub(super) fn new(conn: Connection, peer: String) -> TlsState {
+        TlsState {
+            conn: Arc::new(Mutex::new(conn)),
+            peer,
+            tcp_up: false,
+            accepted_by: None,
+        }
+    }
+
     pub(super) fn handshaking(&self) -> bool {
-        self.conn.is_handshaking()
+        self.conn.lock().is_handshaking()
+    }
+
+    /// Records wait to be written.
+    pub(super) fn wants_write(&self) -> bool {
+        self.conn.lock().wants_write()
     }
 
     /// Reads what the peer sent and lets rustls process it: Ok(true) at end of stream; Err
     /// with the reason on a TLS or I/O failure.
     pub(super) fn pump_in(&mut self, stream: &TcpStream) -> Result<bool, String> {
         let mut rd = stream;
+        let mut conn = self.conn.lock();
         // Bounded: level-triggered polling brings us back for the rest.
         for _ in 0..16 {
-            if !self.conn.wants_read() {
+            if !conn.wants_read() {
                 return Ok(false);
             }
-            match self.conn.read_tls(&mut rd) {
+            match conn.read_tls(&mut rd) {
                 Ok(0) => return Ok(true),
                 Ok(_) => {
-                    self.conn.process_new_packets().map_err(|e| e.to_string())?;
+                    conn.process_new_packets().map_err(|e| e.to_string())?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -221,35 +269,20 @@ impl TlsState {
         Ok(false)
     }
 
-    /// Writes the records rustls holds: Ok(true) once all are out, Ok(false) if the socket
-    /// would block.
+    /// See [`flush_records`].
     pub(super) fn flush(&mut self, stream: &TcpStream) -> io::Result<bool> {
-        let mut wr = stream;
-        while self.conn.wants_write() {
-            match self.conn.write_tls(&mut wr) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(true)
+        flush_records(&mut self.conn.lock(), stream)
     }
 
-    /// Hands plaintext to rustls and writes what it can: how many bytes rustls took.
+    /// See [`write_plain`].
     pub(super) fn write(&mut self, stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
-        if !self.flush(stream)? {
-            return Ok(0);
-        }
-        let n = self.conn.writer().write(buf)?;
-        self.flush(stream)?;
-        Ok(n)
+        write_plain(&mut self.conn.lock(), stream, buf)
     }
 
     /// Decrypted bytes into `buf`: `Ok(None)` when none are ready, `Ok(Some(0))` at the
     /// peer's end of stream.
     pub(super) fn read_plain(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        match self.conn.reader().read(buf) {
+        match self.conn.lock().reader().read(buf) {
             Ok(n) => Ok(Some(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(Some(0)),
