@@ -9,7 +9,8 @@
 //! (so a busy machine hurts both sides alike).
 //!
 //! Knobs: BENCH_TLS_SECS [5] BENCH_TLS_CONNS [8] BENCH_TLS_BLOCK [16384] BENCH_THREAD [8]
-//!        BENCH_TLS_ROUNDS [2] CLUSTER_BENCH_SMALL [20000] CLUSTER_BENCH_LARGE [2000]
+//!        BENCH_TLS_ROUNDS [2] CLUSTER_BENCH_SMALL [20000] CLUSTER_BENCH_LARGE [200]
+//!        BENCH_TLS_ONLY ["echo cluster"]
 
 use compat_tests::pki::{tls_client, Ca, Identity};
 use compat_tests::{repo_root, spawn_lua_with, Node, Running};
@@ -146,7 +147,7 @@ fn cluster_run(root: &Path, ca: Option<&Ca>, dir: &Path) -> Vec<(String, f64)> {
             knob("BENCH_THREAD", 8),
             here.display(),
             knob("CLUSTER_BENCH_SMALL", 20000),
-            knob("CLUSTER_BENCH_LARGE", 2000),
+            knob("CLUSTER_BENCH_LARGE", 200),
         );
         if let Some(ca) = ca {
             c.push_str(&ca.node_files(dir, role));
@@ -185,8 +186,12 @@ fn main() {
     let dir: PathBuf = std::env::temp_dir().join(format!("skynet-tlsbench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let ca = Ca::new("bench ca");
-    echo_bench(&ca, &dir);
-    match std::env::var_os("SKYNET_UPSTREAM").filter(|r| !r.is_empty()) {
+    let only = std::env::var("BENCH_TLS_ONLY").unwrap_or_else(|_| "echo cluster".to_owned());
+    if only.contains("echo") {
+        echo_bench(&ca, &dir);
+    }
+    match std::env::var_os("SKYNET_UPSTREAM").filter(|r| !r.is_empty() && only.contains("cluster"))
+    {
         Some(root) => {
             let root = Path::new(&root)
                 .canonicalize()

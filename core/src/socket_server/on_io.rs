@@ -226,11 +226,10 @@ impl ThreadState<'_> {
         let (Some(t), Io::Stream(stream)) = (s.tls.as_mut(), &s.io) else {
             return (ReadOutcome::Nothing, After::Keep);
         };
-        let stream = stream.clone();
-        let eof = match t.pump_in(&stream) {
-            Ok(eof) => eof,
+        let (closed, mut ready) = match t.pump_in(stream) {
+            Ok(r) => r,
             Err(reason) => {
-                let _ = t.flush(&stream); // the alert, if any
+                let _ = t.flush(stream); // the alert, if any
                 let peer = t.peer.clone();
                 self.log(&format!(
                     "socket-server: tls error on socket {} with {peer}: {reason}",
@@ -241,23 +240,18 @@ impl ThreadState<'_> {
             }
         };
         let mut got = ReadOutcome::Nothing;
-        let mut closed = eof;
-        loop {
-            let sz = s.read_size;
-            let mut buf = Payload::zeroed(sz);
+        while ready > 0 {
+            let mut buf = Payload::zeroed(ready.min(MAX_READ_BUFFER));
             let Some(t) = s.tls.as_mut() else { break };
             let n = match t.read_plain(buf.as_mut_slice()) {
-                Ok(None) => break,
-                Ok(Some(0)) => {
-                    closed = true;
-                    break;
-                }
-                Ok(Some(n)) => n,
+                Ok(Some(n)) if n > 0 => n,
+                Ok(_) => break,
                 Err(e) => {
                     self.emit(s.owner, SocketEvent::error(s.id, strerror(&e)));
                     return (ReadOutcome::Error, After::Close);
                 }
             };
+            ready = ready.saturating_sub(n);
             if s.state == State::HalfcloseRead {
                 continue; // discarded
             }
@@ -275,11 +269,6 @@ impl ThreadState<'_> {
                 },
             );
             got = ReadOutcome::Data;
-            if n == sz {
-                s.read_size = (sz * 2).min(MAX_READ_BUFFER);
-            } else if sz > MIN_READ_BUFFER && n * 2 < sz {
-                s.read_size = sz / 2;
-            }
         }
         // Reading may have produced records to send (key updates, alerts).
         if s.tls.as_ref().is_some_and(|t| t.wants_write()) && !s.writing {
@@ -301,8 +290,8 @@ impl ThreadState<'_> {
         };
         let stream = stream.clone();
         let failed = match t.pump_in(&stream) {
-            Ok(true) => Some("connection closed by the peer".to_owned()),
-            Ok(false) => t.flush(&stream).err().map(|e| strerror(&e)),
+            Ok((true, _)) if t.handshaking() => Some("connection closed by the peer".to_owned()),
+            Ok(_) => t.flush(&stream).err().map(|e| strerror(&e)),
             Err(reason) => {
                 let _ = t.flush(&stream); // the alert
                 Some(reason)

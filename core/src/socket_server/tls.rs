@@ -184,6 +184,9 @@ impl TlsPolicy {
     }
 }
 
+/// The room rustls gives each socket read (at least).
+const TLS_READ_SIZE: usize = 4096;
+
 /// A connection's TLS side, held by its socket. The rustls connection is shared with the
 /// slot table: a caller's thread may encrypt and write a send at once (the direct write),
 /// under its lock, while the socket is idle; every record leaves under that lock, in order.
@@ -246,27 +249,38 @@ impl TlsState {
         self.conn.lock().wants_write()
     }
 
-    /// Reads what the peer sent and lets rustls process it: Ok(true) at end of stream; Err
-    /// with the reason on a TLS or I/O failure.
-    pub(super) fn pump_in(&mut self, stream: &TcpStream) -> Result<bool, String> {
+    /// Reads what the peer sent and lets rustls process it: whether the peer closed (end of
+    /// stream or close_notify) and how many decrypted bytes are ready; Err with the reason on a
+    /// TLS or I/O failure.
+    pub(super) fn pump_in(&mut self, stream: &TcpStream) -> Result<(bool, usize), String> {
         let mut rd = stream;
         let mut conn = self.conn.lock();
+        let mut eof = false;
         // Bounded: level-triggered polling brings us back for the rest.
         for _ in 0..16 {
             if !conn.wants_read() {
-                return Ok(false);
+                break;
             }
             match conn.read_tls(&mut rd) {
-                Ok(0) => return Ok(true),
-                Ok(_) => {
-                    conn.process_new_packets().map_err(|e| e.to_string())?;
+                Ok(0) => {
+                    eof = true;
+                    break;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Ok(n) => {
+                    conn.process_new_packets().map_err(|e| e.to_string())?;
+                    // rustls offers at least this much room: a shorter read emptied the
+                    // socket (no need for a read that would block).
+                    if n < TLS_READ_SIZE {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(super::address::strerror(&e)),
             }
         }
-        Ok(false)
+        let st = conn.process_new_packets().map_err(|e| e.to_string())?;
+        Ok((eof || st.peer_has_closed(), st.plaintext_bytes_to_read()))
     }
 
     /// See [`flush_records`].
