@@ -122,9 +122,12 @@ impl Socket {
             && matches!(self.io, Io::Stream(_))
     }
 
-    /// Bytes wait to be written: in the send lists, or TLS records rustls holds.
+    /// Bytes wait to be written: in the send lists, or TLS records rustls holds (handshake
+    /// records of a connection still connecting do not count: closing it drops them).
     pub(super) fn has_pending(&self) -> bool {
-        !self.lists.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write())
+        !self.lists.is_empty()
+            || (self.state != State::Connecting
+                && self.tls.as_ref().is_some_and(|t| t.wants_write()))
     }
 
     pub(super) fn nomore_sending(&self) -> bool {
