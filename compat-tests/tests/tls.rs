@@ -412,3 +412,59 @@ fn upstream_harbor_over_mutual_tls_refuses_a_raw_node() {
     out1.assert_no_line_containing("harbor 9");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `cluster_strict` with upstream's unchanged cluster services: node a (strict) serves its
+/// registered name; node b's calls by the handle `cluster.query` gave and by `.localname` fail
+/// exactly as a call to an unknown name does (the agent replies "Invalid name"), and node a
+/// logs each with the peer.
+#[test]
+#[ignore = "needs a skynet checkout in SKYNET_UPSTREAM"]
+fn upstream_cluster_strict_refuses_handles_and_local_names() {
+    let Some(root) = upstream_root() else {
+        return;
+    };
+    let ours = compat_tests::repo_root().join("compat-tests").join("lua");
+    let dirs = format!("root..\"service/?.lua;{}/?.lua\"", ours.display());
+    let (pa, pb) = (free_port(), free_port());
+    let config = |role: &str, strict: bool| {
+        format!(
+            "{}harbor = 0\nstart = \"t_strict_up\"\nstrict_role = \"{role}\"\n\
+             strict_port_a = \"{pa}\"\nstrict_port_b = \"{pb}\"\ncluster_strict = {strict}\n",
+            upstream_lines(&root, &dirs)
+        )
+    };
+    let a = Node::spawn(&config("a", true), "snlua bootstrap");
+    let mut wa = a.watch();
+    wa.expect("STRICT READY", TIMEOUT);
+    let b = Node::spawn(&config("b", false), "snlua bootstrap");
+    let mut wb = b.watch();
+    let by_name = wb.expect("STRICT by_name", TIMEOUT);
+    let unknown = wb.expect("STRICT unknown", TIMEOUT);
+    let by_handle = wb.expect("STRICT by_handle", TIMEOUT);
+    let by_local = wb.expect("STRICT by_localname", TIMEOUT);
+    let after = wb.expect("STRICT after", TIMEOUT);
+    wb.expect("STRICT DONE", TIMEOUT);
+    let refused = wa.expect("cluster_strict: request for :", TIMEOUT);
+    let refused_local = wa.expect(
+        "cluster_strict: request for .localecho from 127.0.0.1:",
+        TIMEOUT,
+    );
+    drop(wa);
+    drop(wb);
+    drop(b.finish(Duration::ZERO));
+    drop(a.finish(Duration::ZERO));
+    assert!(by_name.ends_with("by_name true echo:by_name"), "{by_name}");
+    assert!(after.ends_with("after true echo:after"), "{after}");
+    // The caller sees what a call to an unknown name gives it (upstream's sender turns the
+    // "Invalid name" reply into a failed call).
+    let failure = |line: &str, what: &str| {
+        let at = line.find(what).map_or(0, |i| i + what.len());
+        line[at..].to_owned()
+    };
+    let unknown = failure(&unknown, "unknown");
+    assert!(unknown.starts_with(" false "), "{unknown}");
+    assert_eq!(failure(&by_handle, "by_handle"), unknown);
+    assert_eq!(failure(&by_local, "by_localname"), unknown);
+    assert!(refused.contains("from 127.0.0.1:"), "{refused}");
+    assert!(refused_local.contains("refused"), "{refused_local}");
+}
