@@ -1520,5 +1520,23 @@ mod tls {
         assert!(Endpoint::parse("h:port").is_err());
         let v6 = Endpoint::parse("[::1]:9").unwrap();
         assert_eq!(v6.host.as_deref(), Some("::1"));
+        let ca = Ca::new("ca");
+        let p = TlsPolicy::load(&files(&ca, "127.0.0.1:7000 :7001", "10.0.0.2:9 [::1]:9"))
+            .unwrap()
+            .unwrap();
+        let at = |a: &str| a.parse::<SocketAddr>().unwrap();
+        assert!(p.listens(Some("127.0.0.1"), at("127.0.0.1:7000")));
+        assert!(p.listens(Some("localhost"), at("127.0.0.1:7000")));
+        assert!(
+            p.listens(None, at("0.0.0.0:7000")),
+            "every address includes 127.0.0.1"
+        );
+        assert!(!p.listens(Some("10.1.1.1"), at("10.1.1.1:7000")));
+        assert!(p.listens(Some("10.1.1.1"), at("10.1.1.1:7001")));
+        assert!(!p.listens(None, at("0.0.0.0:7002")));
+        assert!(p.connects("10.0.0.2", 9).is_some());
+        assert!(p.connects("::1", 9).is_some());
+        assert!(p.connects("10.0.0.2", 10).is_none());
+        assert!(p.connects("10.0.0.3", 9).is_none());
     }
 }

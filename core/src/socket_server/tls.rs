@@ -152,12 +152,16 @@ impl TlsPolicy {
         }))
     }
 
-    /// Whether a listener asked for as `host:port` and bound to `bound` accepts TLS.
+    /// Whether a listener asked for as `host:port` and bound to `bound` accepts TLS: an entry
+    /// of its port whose host is unset, names the host or the bound IP, or any host when the
+    /// listener is bound to every address (it takes connections to that host too).
     pub fn listens(&self, host: Option<&str>, bound: SocketAddr) -> bool {
         let host = host.unwrap_or("");
         self.listen.iter().any(|e| {
             e.port == bound.port()
-                && (e.host.is_none() || e.matches(host, Some(bound.ip()), bound.port()))
+                && (e.host.is_none()
+                    || bound.ip().is_unspecified()
+                    || e.matches(host, Some(bound.ip()), bound.port()))
         })
     }
 
