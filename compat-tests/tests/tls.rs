@@ -296,8 +296,8 @@ fn upstream_lines(root: &Path, dirs: &str) -> String {
     )
 }
 
-/// Upstream's cluster example unchanged: cluster1 (nodes db and db2, ports 2528 and 2529 of
-/// examples/clustername.lua) and cluster2 calling them, every link mutual TLS.
+/// Upstream's cluster example unchanged: cluster1 (nodes db and db2 on ports 2528 and 2529,
+/// as the example's node list has them) and cluster2 calling them, every link mutual TLS.
 #[test]
 #[ignore = "needs a skynet checkout in SKYNET_UPSTREAM"]
 fn upstream_cluster_example_over_mutual_tls() {
