@@ -127,6 +127,8 @@ bench: all bmods
 	sh compat-tests/bench/lua/run.sh ./skynet
 	$(CARGO) build --release -p compat-tests --bin echo_load
 	sh compat-tests/bench/socket/run.sh ./skynet $(ECHO_LOAD)
+	$(CARGO) build --release -p compat-tests --bin tls_bench
+	SKYNET_UPSTREAM="$(SKYNET_UPSTREAM)" $${CARGO_TARGET_DIR:-target}/release/tls_bench
 	@if [ -n "$(SKYNET_UPSTREAM)" ]; then \
 		sh compat-tests/bench/cluster/run.sh ./skynet "$(SKYNET_UPSTREAM)"; \
 	else echo "cluster bench skipped: set SKYNET_UPSTREAM to an upstream tree (Lua services)"; fi

@@ -5,15 +5,19 @@
 --   "@stats" → pushes, push bytes, traces, last trace tag;  "@port" push: connect to that port
 --   and run the client suite;  "@bye" push: the peer's suite is over;  anything else: error.
 -- Args: none (first node) or the first node's port (second node: connects, pushes "@port"
--- with its own port, runs the suite). Each node logs CHECK lines and finishes (DONE) once its
--- own suite is over and the peer said bye.
+-- with its own port, runs the suite); a second arg is the port to listen on ("-" for no peer
+-- port). Each node logs CHECK lines and finishes (DONE) once its own suite is over and the
+-- peer said bye. With config key t_cluster_strict_peer = "true" the suite is the one for a
+-- peer running with cluster_strict: only "@names" answer.
 local t = require "t"
 local c = t.c
 local sd = require "skynet.socketdriver"
 local netpack = require "skynet.netpack"
 local cluster = require "skynet.cluster.core"
 
-local peer_port = tonumber((...))
+local peer_port, own_port = ...
+peer_port = tonumber(peer_port)
+own_port = tonumber(own_port) or 0
 local queue
 local listen_id, my_port
 local server = {} -- fd → { large = {session → req}, tracetag }
@@ -204,6 +208,22 @@ run_suite = function(port)
 	else
 		push("@port", "port", my_port)
 	end
+	if c.command("GETENV", "t_cluster_strict_peer") == "true" then
+		local ok, r = request(7, "echo", "hello")
+		t.list("strict_handle", t.pack(ok, r), t.pack(false, "Invalid name"))
+		ok, r = request(".echo", "echo", "hello")
+		t.list("strict_localname", t.pack(ok, r), t.pack(false, "Invalid name"))
+		local huge = big(200 * 1024, "s")
+		ok, r = request(7, "echo", huge)
+		t.list("strict_multipart", t.pack(ok, r), t.pack(false, "Invalid name"))
+		local n
+		ok, r, n = request("@echo", "echo", "by name")
+		t.list("strict_name", t.pack(ok, r, n), t.pack(true, "eman yb", 7))
+		push("@bye", "bye")
+		suite_done = true
+		maybe_finish()
+		return
+	end
 	local ok, r, n = request(7, "echo", "hello")
 	t.list("call_handle", t.pack(ok, r, n), t.pack(true, "olleh", 5))
 	ok, r, n = request("@echo", "echo", "by name")
@@ -291,6 +311,6 @@ t.dispatch[6] = function(msg, sz)
 end
 
 t.start(function()
-	listen_id = sd.listen("127.0.0.1", 0)
+	listen_id = sd.listen("127.0.0.1", own_port)
 	sd.start(listen_id)
 end)

@@ -1,5 +1,5 @@
--- t_sd_echo [host]: a TCP echo server over skynet.socketdriver (the shape of a gate).
--- Listens on host (default 127.0.0.1) port 0 and logs "LISTEN <ip> <port>"; starts every
+-- t_sd_echo [host [port]]: a TCP echo server over skynet.socketdriver (the shape of a gate).
+-- Listens on host (default 127.0.0.1) port (default 0) and logs "LISTEN <ip> <port>"; starts every
 -- accepted connection and sends each DATA buffer back (its ownership passes to the socket
 -- layer: light userdata + size); closes a connection on CLOSE. Data "QUIT" on a connection:
 -- once every other connection has closed, logs
@@ -9,7 +9,9 @@ local c = t.c
 local sd = require "skynet.socketdriver"
 local DATA, CONNECT, CLOSE, ACCEPT, ERROR, WARNING = 1, 2, 3, 4, 5, 7
 
-local host = ... or "127.0.0.1"
+local host, port = ...
+host = host or "127.0.0.1"
+port = tonumber(port) or 0
 local listen_id
 local accepted, closed, bytes, errors, quitting = 0, 0, 0, 0, false
 
@@ -55,6 +57,6 @@ t.dispatch[6] = function(msg, sz)
 end
 
 t.start(function()
-	listen_id = sd.listen(host, 0, 1024)
+	listen_id = sd.listen(host, port, 1024)
 	sd.start(listen_id)
 end)

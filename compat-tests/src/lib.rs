@@ -16,6 +16,8 @@
 //! Env `COMPAT_CPATH_EXTRA` (optional) is appended to the generated `cpath` (after a `;`), e.g.
 //! to find a `logger.so` when running the tests against a reference binary.
 
+pub mod pki;
+
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -52,7 +52,7 @@ pub fn start(node: &'static Node, cfg: &StartConfig) -> Result<(), String> {
         .map_err(|e| format!("can't install the SIGHUP handler: {e}"))?;
     // Before the first service: a service's init may already open sockets (upstream
     // `skynet_socket_init`); the requests wait for the socket thread.
-    node.init_socket(cfg.socket)
+    node.init_socket(cfg.socket.clone())
         .map_err(|e| format!("socket-server error: can't create the socket server: {e}"))?;
 
     let logger = node

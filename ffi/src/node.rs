@@ -6,7 +6,7 @@ use skynet_core::env::env;
 use skynet_core::module::{CpathFirst, Modules};
 use skynet_core::mq::{QueueLimits, DEFAULT_QUEUE_BYTES_LIMIT, DEFAULT_QUEUE_LIMIT};
 use skynet_core::server::{Node, NodeConfig};
-use skynet_core::socket_server::{SocketConfig, MAX_SOCKET};
+use skynet_core::socket_server::{SocketConfig, TlsFiles, TlsPolicy, MAX_SOCKET};
 use skynet_core::start::{start, StartConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -107,6 +107,10 @@ pub fn read_core_keys(file: &str) -> Result<CoreConfig, String> {
             1..=MAX_SOCKET as i64,
         )? as usize,
         send_limit: k.int("socket_send_limit", defaults.send_limit as i64, 0..=1 << 40)? as usize,
+        // Read once, at start: a bad file stops the node here.
+        tls: load_tls(&k)
+            .map_err(|e| format!("{file}: {e}"))?
+            .map(std::sync::Arc::new),
     };
     let queue_limits = QueueLimits {
         messages: k.int("queue_limit", DEFAULT_QUEUE_LIMIT as i64, 0..=1 << 40)? as usize,
@@ -220,6 +224,9 @@ pub fn check_keys(file: &str) -> Vec<String> {
     if let Err(e) = k.boolean("profile", true) {
         out.push(e);
     }
+    if let Err(e) = load_tls(&k) {
+        out.push(format!("{file}: {e}"));
+    }
     // Only parsed: binding it here would fail while the node being checked is running.
     if let Some(addr) = k.string("metrics", None) {
         if let Err(e) = metrics_address(file, &addr) {
@@ -252,5 +259,16 @@ fn metrics_listener(file: &str, addr: &str) -> Result<std::net::TcpListener, Str
     let target = metrics_address(file, addr)?;
     std::net::TcpListener::bind(target).map_err(|e| {
         format!("{file}: config key 'metrics' = '{addr}': can't listen on {target}: {e}")
+    })
+}
+
+/// The TLS policy of the `tls_*` keys (`None` when no key is set).
+fn load_tls(k: &Keys) -> Result<Option<TlsPolicy>, String> {
+    TlsPolicy::load(&TlsFiles {
+        cert: k.string("tls_cert", None),
+        key: k.string("tls_key", None),
+        ca: k.string("tls_ca", None),
+        listen: k.string("tls_listen", None).unwrap_or_default(),
+        connect: k.string("tls_connect", None).unwrap_or_default(),
     })
 }

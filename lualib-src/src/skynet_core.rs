@@ -312,6 +312,33 @@ pub unsafe extern "C-unwind" fn traceback(l: *mut lua_State) -> c_int {
     1
 }
 
+/// What the message being dispatched on this thread is: (type, session, source).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dispatching {
+    pub ty: i32,
+    pub session: i32,
+    pub source: u32,
+}
+
+thread_local! {
+    static DISPATCHING: std::cell::Cell<Option<Dispatching>> = const { std::cell::Cell::new(None) };
+}
+
+/// The message the Lua dispatcher of this thread is handling (for unpack functions that need
+/// to know where their bytes came from), or `None` outside a dispatch.
+pub fn dispatching() -> Option<Dispatching> {
+    DISPATCHING.with(|d| d.get())
+}
+
+/// Clears the dispatching record when the callback returns.
+struct DispatchGuard(Option<Dispatching>);
+
+impl Drop for DispatchGuard {
+    fn drop(&mut self) {
+        DISPATCHING.with(|d| d.set(self.0));
+    }
+}
+
 /// The service's Lua dispatcher: `func(type, msg, sz, session, source)` on a dedicated thread
 /// whose stack holds [traceback, func].
 struct LuaCallback {
@@ -336,6 +363,13 @@ impl Callback for LuaCallback {
             data,
         } = msg;
         let (p, sz) = data.into_raw();
+        let _dispatching = DispatchGuard(DISPATCHING.with(|d| {
+            d.replace(Some(Dispatching {
+                ty: i32::from(ty),
+                session,
+                source,
+            }))
+        }));
         // SAFETY: the VM is this service's; the stack holds [traceback, func]; the call is
         // protected, so no error escapes.
         let r = unsafe {

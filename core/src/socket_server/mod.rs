@@ -24,6 +24,10 @@
 //! sends still queued) is written by the caller's thread at once (a direct write);
 //! the rest goes to the socket thread, which also writes a queued send at once when nothing is
 //! pending, without waiting for the next writable event.
+//!
+//! A [`TlsPolicy`] makes some listeners and outgoing connections mutual-TLS ones: their
+//! handshake and records run on the socket thread (never the direct write), services see
+//! plaintext.
 
 mod address;
 mod on_io;
@@ -36,6 +40,7 @@ mod sink;
 mod slot;
 mod socket;
 mod thread;
+mod tls;
 
 pub use address::{decode_udp_address, encode_udp_address, strerror, udp_address_size};
 pub use request::{SendData, SocketInfo};
@@ -43,6 +48,7 @@ pub use send_list::{Flush, Priority, SendLists, WriteResult};
 pub use server::SocketServer;
 pub use sink::{Delivery, NodeSink, Sink, SocketEvent};
 pub use slot::{slot_of, Slots, State};
+pub use tls::{Endpoint, TlsFiles, TlsPolicy};
 
 /// Slots of the socket table: ids map to `id % MAX_SOCKET`.
 pub const MAX_SOCKET: usize = 1 << 16;
@@ -92,13 +98,16 @@ pub mod protocol {
     pub const UDPV6: u8 = 2;
 }
 
-/// Limits of the socket server (config keys `socket_max`, `socket_send_limit`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Limits and TLS policy of the socket server (config keys `socket_max`, `socket_send_limit`,
+/// `tls_*`).
+#[derive(Clone, Debug)]
 pub struct SocketConfig {
     /// Most sockets open at once (reserved ones included), 1..=65536.
     pub max_sockets: usize,
     /// Pending send bytes beyond which a connection is closed; 0 = no limit.
     pub send_limit: usize,
+    /// Mutual TLS on the listeners and connections it names; `None`: every link is plain.
+    pub tls: Option<std::sync::Arc<TlsPolicy>>,
 }
 
 impl Default for SocketConfig {
@@ -106,6 +115,7 @@ impl Default for SocketConfig {
         SocketConfig {
             max_sockets: 65535,
             send_limit: 64 << 20,
+            tls: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use super::sink::SocketEvent;
 use super::slot::State;
 use super::socket::{After, Io, ReadOutcome, Socket};
 use super::thread::ThreadState;
+use super::tls::TlsState;
 use super::{event, protocol, MAX_ACCEPT_PER_EVENT, MAX_READ_BUFFER, MIN_READ_BUFFER};
 use crate::payload::Payload;
 use crate::poll::PollEvent;
@@ -29,10 +30,35 @@ impl ThreadState<'_> {
             stat_write,
             wtime,
             protocol: proto,
+            tls,
             ..
         } = s;
         let (id, proto) = (*id, *proto);
+        if let (Some(t), Io::Stream(stream)) = (tls.as_mut(), &*io) {
+            // Records rustls already holds go first.
+            match t.flush(stream) {
+                Ok(true) => {}
+                Ok(false) => return self.tls_pending(s),
+                Err(e) => return self.close_write(s, &e),
+            }
+        }
         let flushed = lists.flush(|buf, addr| {
+            if let (Some(t), Io::Stream(stream)) = (tls.as_mut(), &*io) {
+                if buf.is_empty() {
+                    // What a direct write left in rustls: flushed above.
+                    return WriteResult::Wrote(0);
+                }
+                return match t.write(stream, buf) {
+                    Ok(0) => WriteResult::Blocked,
+                    Ok(n) => {
+                        *stat_write += n as u64;
+                        *wtime = now;
+                        WriteResult::Wrote(n)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => WriteResult::Blocked,
+                    Err(e) => WriteResult::Failed(e),
+                };
+            }
             if proto == protocol::TCP {
                 return match io.write(buf) {
                     Ok(n) => {
@@ -77,8 +103,10 @@ impl ThreadState<'_> {
             }
         });
         match flushed {
+            Flush::Pending if s.tls.is_some() => self.tls_pending(s),
             Flush::Pending => After::Keep,
             Flush::Failed(e) => self.close_write(s, &e),
+            Flush::Drained if s.has_pending() => self.tls_pending(s),
             Flush::Drained => {
                 if s.closing {
                     return After::Close; // finished writing
@@ -93,6 +121,14 @@ impl ThreadState<'_> {
                 After::Keep
             }
         }
+    }
+
+    /// TLS bytes wait for the socket: keep the writable interest.
+    fn tls_pending(&mut self, s: &mut Socket) -> After {
+        if self.interest(s, s.reading, true).is_err() {
+            self.emit(s.owner, SocketEvent::error(s.id, "enable write failed"));
+        }
+        After::Keep
     }
 
     /// A write failed: the socket stops writing and its owner gets ERROR, or it closes if
@@ -134,27 +170,7 @@ impl ThreadState<'_> {
                 }
             };
             if n == 0 {
-                if s.closing {
-                    // CLOSE was raised by close(); finish once nothing is left to send.
-                    let after = if s.nomore_sending() {
-                        After::Close
-                    } else {
-                        After::Keep
-                    };
-                    return (got, after);
-                }
-                match s.state {
-                    State::HalfcloseRead => return (got, After::Keep),
-                    State::HalfcloseWrite => {
-                        self.emit(s.owner, SocketEvent::close(s.id));
-                        return (ReadOutcome::Closed, After::Close);
-                    }
-                    _ => {
-                        self.close_read(s);
-                        self.emit(s.owner, SocketEvent::close(s.id));
-                        return (ReadOutcome::Closed, After::Keep);
-                    }
-                }
+                return self.end_of_stream(s, got);
             }
             if s.state == State::HalfcloseRead {
                 return (got, After::Keep); // discarded
@@ -183,6 +199,157 @@ impl ThreadState<'_> {
             }
             return (got, After::Keep);
         }
+    }
+
+    /// The peer closed its side.
+    fn end_of_stream(&mut self, s: &mut Socket, got: ReadOutcome) -> (ReadOutcome, After) {
+        if s.closing {
+            // CLOSE was raised by close(); finish once nothing is left to send.
+            let after = if s.nomore_sending() {
+                After::Close
+            } else {
+                After::Keep
+            };
+            return (got, after);
+        }
+        match s.state {
+            State::HalfcloseRead => (got, After::Keep),
+            State::HalfcloseWrite => {
+                self.emit(s.owner, SocketEvent::close(s.id));
+                (ReadOutcome::Closed, After::Close)
+            }
+            _ => {
+                self.close_read(s);
+                self.emit(s.owner, SocketEvent::close(s.id));
+                (ReadOutcome::Closed, After::Keep)
+            }
+        }
+    }
+
+    /// Reads a TLS connection: records in, plaintext out as DATA events.
+    pub(super) fn tls_read(&mut self, s: &mut Socket) -> (ReadOutcome, After) {
+        let (Some(t), Io::Stream(stream)) = (s.tls.as_mut(), &s.io) else {
+            return (ReadOutcome::Nothing, After::Keep);
+        };
+        let (closed, mut ready) = match t.pump_in(stream) {
+            Ok(r) => r,
+            Err(reason) => {
+                let _ = t.flush(stream); // the alert, if any
+                let peer = t.peer.clone();
+                self.log(&format!(
+                    "socket-server: tls error on socket {} with {peer}: {reason}",
+                    s.id
+                ));
+                self.emit(s.owner, SocketEvent::error(s.id, format!("tls: {reason}")));
+                return (ReadOutcome::Error, After::Close);
+            }
+        };
+        let mut got = ReadOutcome::Nothing;
+        while ready > 0 {
+            let mut buf = Payload::zeroed(ready.min(MAX_READ_BUFFER));
+            let Some(t) = s.tls.as_mut() else { break };
+            let n = match t.read_plain(buf.as_mut_slice()) {
+                Ok(Some(n)) if n > 0 => n,
+                Ok(_) => break,
+                Err(e) => {
+                    self.emit(s.owner, SocketEvent::error(s.id, strerror(&e)));
+                    return (ReadOutcome::Error, After::Close);
+                }
+            };
+            ready = ready.saturating_sub(n);
+            if s.state == State::HalfcloseRead {
+                continue; // discarded
+            }
+            s.stat_read += n as u64;
+            s.rtime = self.now();
+            buf.truncate(n);
+            self.emit(
+                s.owner,
+                SocketEvent {
+                    ty: event::DATA,
+                    id: s.id,
+                    ud: n as i32,
+                    data: Some(buf),
+                    text: None,
+                },
+            );
+            got = ReadOutcome::Data;
+        }
+        // Reading may have produced records to send (key updates, alerts).
+        if s.tls.as_ref().is_some_and(|t| t.wants_write()) && !s.writing {
+            let _ = self.interest(s, s.reading, true);
+        }
+        if closed {
+            return self.end_of_stream(s, got);
+        }
+        (got, After::Keep)
+    }
+
+    /// Drives the handshake of a TLS connection (accepted, or connected at the TCP level).
+    /// Success: an accepted one is announced (ACCEPT to its listener's owner), an outgoing one
+    /// reports CONNECT. Failure: one log line, and the connection closes (an outgoing one's
+    /// owner gets ERROR; no service ever knew an accepted one).
+    pub(super) fn tls_handshake(&mut self, s: &mut Socket) -> After {
+        let (Some(t), Io::Stream(stream)) = (s.tls.as_mut(), &s.io) else {
+            return After::Close;
+        };
+        let stream = stream.clone();
+        let failed = match t.pump_in(&stream) {
+            Ok((true, _)) if t.handshaking() => Some("connection closed by the peer".to_owned()),
+            Ok(_) => t.flush(&stream).err().map(|e| strerror(&e)),
+            Err(reason) => {
+                let _ = t.flush(&stream); // the alert
+                Some(reason)
+            }
+        };
+        if let Some(reason) = failed {
+            self.log(&format!(
+                "socket-server: tls handshake with {} failed: {reason}",
+                t.peer
+            ));
+            if t.accepted_by.is_none() {
+                self.emit(
+                    s.owner,
+                    SocketEvent::error(s.id, format!("tls handshake failed: {reason}")),
+                );
+            }
+            return After::Close;
+        }
+        let (handshaking, wants_write) = (t.handshaking(), t.wants_write());
+        if handshaking {
+            if self.interest(s, true, wants_write).is_err() {
+                return After::Close;
+            }
+            return After::Keep;
+        }
+        if let Some((listener, owner)) = t.accepted_by.take() {
+            // Paused until its owner starts it; plaintext that came with the handshake
+            // waits in rustls.
+            let peer = t.peer.clone();
+            if self.interest(s, false, wants_write).is_err() {
+                return After::Close;
+            }
+            self.emit(
+                owner,
+                SocketEvent::inline(event::ACCEPT, listener, s.id, peer),
+            );
+            return After::Keep;
+        }
+        s.state = State::Connected;
+        self.sync(s);
+        let ip = stream
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        self.emit(s.owner, SocketEvent::connect(s.id, 0, ip));
+        if self.interest(s, true, s.has_pending()).is_err() {
+            self.emit(s.owner, SocketEvent::error(s.id, "enable write failed"));
+            return After::Close;
+        }
+        if !s.lists.is_empty() && self.send_buffer(s) == After::Close {
+            return After::Close;
+        }
+        self.tls_read(s).1
     }
 
     fn read_udp(&mut self, s: &mut Socket) -> (ReadOutcome, After) {
@@ -242,6 +409,10 @@ impl ThreadState<'_> {
                 return After::Close;
             }
         }
+        if let Some(t) = s.tls.as_mut() {
+            t.tcp_up = true;
+            return self.tls_handshake(s);
+        }
         s.state = State::Connected;
         self.sync(s);
         if s.nomore_sending() && self.interest(s, s.reading, false).is_err() {
@@ -295,13 +466,42 @@ impl ThreadState<'_> {
                 self.server.slots.release(id);
                 continue;
             }
-            let s = Socket::new(
+            let mut s = Socket::new(
                 id,
                 l.owner,
                 Io::Stream(Arc::new(stream)),
                 protocol::TCP,
                 State::PAccept,
             );
+            if l.tls_listener {
+                let conn = match self.server.tls.as_ref().map(|p| p.server_conn()) {
+                    Some(Ok(conn)) => conn,
+                    Some(Err(e)) => {
+                        self.log(&format!(
+                            "socket-server: tls handshake with {} failed: {e}",
+                            addr_name(&peer)
+                        ));
+                        self.server.slots.release(id);
+                        continue;
+                    }
+                    None => {
+                        self.server.slots.release(id);
+                        continue;
+                    }
+                };
+                let mut t = TlsState::new(conn, addr_name(&peer));
+                t.tcp_up = true;
+                t.accepted_by = Some((l.id, l.owner));
+                s.tls = Some(Box::new(t));
+                // Read for the handshake; ACCEPT once it succeeded.
+                let Ok(s) = self.register(s, true, false) else {
+                    continue;
+                };
+                l.stat_read += 1;
+                l.rtime = self.now();
+                accepted.push(s);
+                continue;
+            }
             let Ok(s) = self.register(s, false, false) else {
                 continue;
             };
@@ -320,7 +520,9 @@ impl ThreadState<'_> {
         // A pause handled earlier in this round (requests come first) already turned reading
         // off, but the readiness it got from the same epoll_wait is still in the batch.
         if ev.read && s.reading {
-            let (got, after) = if s.protocol == protocol::TCP {
+            let (got, after) = if s.tls.is_some() {
+                self.tls_read(s)
+            } else if s.protocol == protocol::TCP {
                 self.read_tcp(s)
             } else {
                 self.read_udp(s)

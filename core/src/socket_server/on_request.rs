@@ -1,13 +1,15 @@
 //! What the socket thread does for each request.
 
-use super::address::{gai_text, protocol_of, strerror};
+use super::address::{addr_name, gai_text, protocol_of, strerror};
 use super::send_list::{Priority, WriteBuf};
 use super::sink::SocketEvent;
 use super::slot::State;
 use super::socket::{After, Io, Socket};
 use super::thread::ThreadState;
+use super::tls::TlsState;
 use super::{event, protocol};
 use crate::payload::Payload;
+use rustls::pki_types::ServerName;
 use socket2::{Domain, Socket as RawSocket, Type};
 use std::fs::File;
 use std::io;
@@ -17,19 +19,19 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 impl ThreadState<'_> {
-    pub(super) fn start(&mut self, s: Option<&mut Socket>, id: i32, owner: u32) {
+    pub(super) fn start(&mut self, s: Option<&mut Socket>, id: i32, owner: u32) -> After {
         let Some(s) = s else {
             self.emit(owner, SocketEvent::error(id, "invalid socket"));
-            return;
+            return After::Keep;
         };
         if s.state == State::HalfcloseRead {
             self.emit(owner, SocketEvent::error(id, "socket closed"));
-            return;
+            return After::Keep;
         }
         s.held = false;
         if self.interest(s, true, s.writing).is_err() {
             self.emit(owner, SocketEvent::error(id, "enable read failed"));
-            return;
+            return After::Keep;
         }
         match s.state {
             State::PAccept | State::PListen => {
@@ -41,6 +43,13 @@ impl ThreadState<'_> {
                 s.owner = owner;
                 self.sync(s);
                 self.emit(owner, SocketEvent::connect(id, 0, "start"));
+                if s.tls.is_some() {
+                    // What arrived with the handshake is already decrypted: no event will
+                    // announce it.
+                    if self.tls_read(s).1 == After::Close {
+                        return After::Close;
+                    }
+                }
             }
             State::Connected => {
                 s.owner = owner;
@@ -48,6 +57,7 @@ impl ThreadState<'_> {
             }
             _ => {}
         }
+        After::Keep
     }
 
     pub(super) fn pause(&mut self, s: &mut Socket) {
@@ -102,6 +112,7 @@ impl ThreadState<'_> {
         id: i32,
         owner: u32,
         addrs: io::Result<Vec<SocketAddr>>,
+        tls: Option<ServerName<'static>>,
     ) -> Option<Socket> {
         let fail = |env: &mut Self, text: String| {
             env.server.slots.release(id);
@@ -135,18 +146,35 @@ impl ThreadState<'_> {
                 }
             };
             let stream = TcpStream::from(sock);
+            // A TLS connection is reported once its handshake is done: it always starts as
+            // connecting, and its first writable event starts the handshake.
+            let tls = match &tls {
+                Some(name) => {
+                    let server = self.server;
+                    let Some(policy) = &server.tls else {
+                        return fail(self, "no TLS policy".to_owned());
+                    };
+                    match policy.client_conn(name.clone()) {
+                        Ok(conn) => Some(Box::new(TlsState::new(conn, addr_name(&addr)))),
+                        Err(e) => return fail(self, e),
+                    }
+                }
+                None => None,
+            };
+            let immediate = immediate && tls.is_none();
             let state = if immediate {
                 State::Connected
             } else {
                 State::Connecting
             };
-            let s = Socket::new(
+            let mut s = Socket::new(
                 id,
                 owner,
                 Io::Stream(Arc::new(stream)),
                 protocol::TCP,
                 state,
             );
+            s.tls = tls;
             let Ok(s) = self.register(s, true, !immediate) else {
                 self.emit(
                     owner,
@@ -162,14 +190,21 @@ impl ThreadState<'_> {
         fail(self, strerror(&last_err))
     }
 
-    pub(super) fn listen(&mut self, id: i32, owner: u32, listener: TcpListener) -> Option<Socket> {
-        let s = Socket::new(
+    pub(super) fn listen(
+        &mut self,
+        id: i32,
+        owner: u32,
+        listener: TcpListener,
+        tls: bool,
+    ) -> Option<Socket> {
+        let mut s = Socket::new(
             id,
             owner,
             Io::Listener(listener),
             protocol::TCP,
             State::PListen,
         );
+        s.tls_listener = tls;
         let Ok(s) = self.register(s, false, false) else {
             self.emit(
                 owner,
@@ -264,7 +299,7 @@ impl ThreadState<'_> {
                 {
                     return After::Close;
                 }
-                if !s.lists.is_empty()
+                if s.has_pending()
                     && s.state != State::HalfcloseWrite
                     && self.interest(s, s.reading, true).is_err()
                 {

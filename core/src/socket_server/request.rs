@@ -79,6 +79,8 @@ pub(super) enum Request {
         id: i32,
         owner: u32,
         listener: TcpListener,
+        /// Accepted connections are TLS servers.
+        tls: bool,
     },
     Close {
         id: i32,
@@ -89,6 +91,8 @@ pub(super) enum Request {
         owner: u32,
         host: String,
         port: i32,
+        /// A TLS client verifying the server as this name.
+        tls: Option<rustls::pki_types::ServerName<'static>>,
     },
     Exit,
     Send {

@@ -7,6 +7,7 @@ use super::send_list::Priority;
 use super::sink::Sink;
 use super::slot::{slot_of, Slots, State};
 use super::thread::SocketThread;
+use super::tls::{write_plain, TlsPolicy};
 use super::{protocol, SocketConfig, MAX_EVENT, WAKE_TOKEN};
 use crate::poll::{Poller, Waker};
 use parking_lot::Mutex;
@@ -26,6 +27,7 @@ pub struct SocketServer {
     pub(super) poller: Mutex<Option<Poller>>,
     pub(super) sink: Box<dyn Sink>,
     pub(super) send_limit: usize,
+    pub(super) tls: Option<Arc<TlsPolicy>>,
     /// Name lookups for `connect` (on the resolver thread).
     pub(super) lookup: Lookup,
     running: AtomicBool,
@@ -52,6 +54,7 @@ impl SocketServer {
             poller: Mutex::new(Some(poller)),
             sink,
             send_limit: config.send_limit,
+            tls: config.tls,
             lookup: Arc::new(|host: &str, port: i32| resolve(Some(host), port)),
             running: AtomicBool::new(false),
             bytes_in: AtomicU64::new(0),
@@ -122,10 +125,15 @@ impl SocketServer {
         }) else {
             return -1;
         };
+        let tls = match (&self.tls, listener.local_addr()) {
+            (Some(policy), Ok(bound)) => policy.listens(host, bound),
+            _ => false,
+        };
         self.reserve_and_submit(|id| Request::Listen {
             id,
             owner,
             listener,
+            tls,
         })
     }
 
@@ -138,12 +146,14 @@ impl SocketServer {
                 .log(&format!("socket-server error: Invalid addr {host}."));
             return -1;
         }
+        let tls = self.tls.as_ref().and_then(|p| p.connects(host, port));
         let host = host.to_owned();
         self.reserve_and_submit(|id| Request::Connect {
             id,
             owner,
             host,
             port,
+            tls,
         })
     }
 
@@ -221,12 +231,25 @@ impl SocketServer {
         let (data, offset) = match (&d.stream, priority, udp) {
             (Some(stream), Priority::High, None) if counted && d.idle && d.inflight == 0 => {
                 let bytes = data.as_slice();
-                let n = loop {
-                    match (&**stream).write(bytes) {
-                        Ok(n) => break n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        // Would block, or an error the socket thread will meet and report.
-                        Err(_) => break 0,
+                let (n, done) = match &d.tls {
+                    // Encrypted here, under the connection's lock; records rustls could not
+                    // write yet are left for the socket thread (an empty send wakes it).
+                    Some(tls) => {
+                        let mut conn = tls.lock();
+                        let n = write_plain(&mut conn, stream, bytes).unwrap_or(0);
+                        (n, n == bytes.len() && !conn.wants_write())
+                    }
+                    None => {
+                        let n = loop {
+                            match (&**stream).write(bytes) {
+                                Ok(n) => break n,
+                                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                                // Would block, or an error the socket thread will meet and
+                                // report.
+                                Err(_) => break 0,
+                            }
+                        };
+                        (n, n == bytes.len())
                     }
                 };
                 if n > 0 {
@@ -234,7 +257,7 @@ impl SocketServer {
                     d.written += n as u64;
                     d.wtime = self.sink.now();
                 }
-                if n == bytes.len() {
+                if done {
                     return 0;
                 }
                 d.idle = false;

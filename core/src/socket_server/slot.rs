@@ -65,6 +65,8 @@ pub fn slot_of(id: i32) -> usize {
 pub(super) struct Direct {
     pub(super) id: i32,
     pub(super) stream: Option<Arc<TcpStream>>,
+    /// A TLS connection's rustls side: a direct write encrypts under its lock.
+    pub(super) tls: Option<Arc<Mutex<rustls::Connection>>>,
     pub(super) idle: bool,
     /// Sends queued for the socket thread and not yet handled.
     pub(super) inflight: u32,

@@ -4,6 +4,7 @@ use super::address::addr_name;
 use super::request::SocketInfo;
 use super::send_list::SendLists;
 use super::slot::State;
+use super::tls::TlsState;
 use super::{info_type, protocol, MIN_READ_BUFFER};
 use socket2::SockRef;
 use std::fs::File;
@@ -83,6 +84,10 @@ pub(super) struct Socket {
     pub(super) stat_write: u64,
     pub(super) rtime: u64,
     pub(super) wtime: u64,
+    /// A TLS connection's rustls side.
+    pub(super) tls: Option<Box<TlsState>>,
+    /// A listener whose connections are TLS servers.
+    pub(super) tls_listener: bool,
 }
 
 impl Socket {
@@ -104,6 +109,8 @@ impl Socket {
             stat_write: 0,
             rtime: 0,
             wtime: 0,
+            tls: None,
+            tls_listener: false,
         }
     }
 
@@ -111,12 +118,20 @@ impl Socket {
     pub(super) fn direct_idle(&self) -> bool {
         self.state == State::Connected
             && !self.closing
-            && self.lists.is_empty()
+            && !self.has_pending()
             && matches!(self.io, Io::Stream(_))
     }
 
+    /// Bytes wait to be written: in the send lists, or TLS records rustls holds (handshake
+    /// records of a connection still connecting do not count: closing it drops them).
+    pub(super) fn has_pending(&self) -> bool {
+        !self.lists.is_empty()
+            || (self.state != State::Connecting
+                && self.tls.as_ref().is_some_and(|t| t.wants_write()))
+    }
+
     pub(super) fn nomore_sending(&self) -> bool {
-        self.lists.is_empty() || self.state == State::HalfcloseWrite
+        !self.has_pending() || self.state == State::HalfcloseWrite
     }
 
     pub(super) fn info(&self) -> Option<SocketInfo> {

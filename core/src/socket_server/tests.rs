@@ -592,6 +592,7 @@ fn send_limit_closes_the_connection() {
     let h = Harness::new(SocketConfig {
         max_sockets: 100,
         send_limit: 4 << 20,
+        tls: None,
     });
     let (lid, port) = h.listen(1, "127.0.0.1");
     let (_c, id) = h.accept(lid, 1, port);
@@ -625,6 +626,7 @@ fn socket_max_refuses_accepts_with_an_error_on_the_listener() {
     let h = Harness::new(SocketConfig {
         max_sockets: 2,
         send_limit: 0,
+        tls: None,
     });
     let (lid, port) = h.listen(1, "127.0.0.1");
     let (_c, _id) = h.accept(lid, 1, port);
@@ -1160,4 +1162,381 @@ fn a_close_made_during_the_lookup_closes_after_the_connect() {
     let ev = h.expect(event::CLOSE, id);
     assert_eq!(ev.owner, 2);
     assert_eq!(h.srv.state(id), None);
+}
+
+// --- TLS ---------------------------------------------------------------------------------
+
+mod tls {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use std::path::PathBuf;
+
+    /// A CA of the test: signs node certificates for 127.0.0.1.
+    struct Ca {
+        issuer: Issuer<'static, KeyPair>,
+        pem: String,
+    }
+
+    impl Ca {
+        fn new(name: &str) -> Ca {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name.push(DnType::CommonName, name);
+            let pem = p.self_signed(&key).unwrap().pem();
+            Ca {
+                issuer: Issuer::new(p, key),
+                pem,
+            }
+        }
+
+        /// (certificate PEM, key PEM) of a node named 127.0.0.1 / localhost.
+        fn node(&self) -> (String, String) {
+            let key = KeyPair::generate().unwrap();
+            let p = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+                .unwrap();
+            let cert = p.signed_by(&key, &self.issuer).unwrap();
+            (cert.pem(), key.serialize_pem())
+        }
+    }
+
+    fn scratch(tag: &str) -> PathBuf {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "skynet-tls-{}-{tag}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Files of a node identity signed by `ca`, and the policy's file set.
+    fn files(ca: &Ca, listen: &str, connect: &str) -> TlsFiles {
+        let dir = scratch("node");
+        let (cert, key) = ca.node();
+        let w = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            Some(p.to_string_lossy().into_owned())
+        };
+        TlsFiles {
+            cert: w("cert.pem", &cert),
+            key: w("key.pem", &key),
+            ca: w("ca.pem", &ca.pem),
+            listen: listen.to_owned(),
+            connect: connect.to_owned(),
+        }
+    }
+
+    fn harness(files: &TlsFiles) -> Harness {
+        let policy = TlsPolicy::load(files).unwrap().expect("a policy");
+        Harness::new(SocketConfig {
+            tls: Some(Arc::new(policy)),
+            ..SocketConfig::default()
+        })
+    }
+
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    fn listen_at(h: &Harness, owner: u32, port: u16) -> i32 {
+        let id = h.srv.listen(owner, Some("127.0.0.1"), i32::from(port), 32);
+        assert!(id > 0);
+        h.expect(event::CONNECT, id);
+        h.srv.start(owner, id);
+        assert_eq!(h.expect(event::CONNECT, id).text, "start");
+        id
+    }
+
+    /// Waits (bounded) for a log line containing `needle`.
+    fn wait_log(h: &Harness, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(l) = h.logs.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            assert!(Instant::now() < deadline, "no log line with {needle:?}");
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// A loopback relay to `port` that records every byte it forwards (both directions).
+    fn relay(port: u16) -> (u16, Arc<StdMutex<Vec<u8>>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let rport = l.local_addr().unwrap().port();
+        let seen = Arc::new(StdMutex::new(Vec::new()));
+        let rec = seen.clone();
+        thread::spawn(move || {
+            let Ok((a, _)) = l.accept() else { return };
+            let b = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let pipe = |mut from: TcpStream, mut to: TcpStream, rec: Arc<StdMutex<Vec<u8>>>| {
+                thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 || to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        rec.lock().unwrap().extend_from_slice(&buf[..n]);
+                    }
+                    let _ = to.shutdown(NetShutdown::Write);
+                })
+            };
+            pipe(a.try_clone().unwrap(), b.try_clone().unwrap(), rec.clone());
+            pipe(b, a, rec);
+        });
+        (rport, seen)
+    }
+
+    #[test]
+    fn mutual_tls_link_carries_plaintext_to_services_and_only_ciphertext_on_the_wire() {
+        let ca = Ca::new("ca one");
+        let port = free_port();
+        let (rport, seen) = relay(port);
+        let f = files(
+            &ca,
+            &format!("127.0.0.1:{port}"),
+            &format!("127.0.0.1:{rport}"),
+        );
+        let h = harness(&f);
+        let lid = listen_at(&h, 1, port);
+        let cid = h.srv.connect(2, "127.0.0.1", i32::from(rport));
+        // The client reports CONNECT only after the handshake; the server's ACCEPT too.
+        let mut accepted = None;
+        let mut connected = false;
+        while accepted.is_none() || !connected {
+            let ev = h.next();
+            assert_ne!(ev.ty, event::ERROR, "{ev:?}");
+            match (ev.ty, ev.id) {
+                (event::ACCEPT, id) if id == lid => accepted = Some(ev.ud),
+                (event::CONNECT, id) if id == cid => connected = true,
+                _ => panic!("unexpected {ev:?}"),
+            }
+        }
+        let sid = accepted.unwrap();
+        // Sent before the server side is started: waits, decrypted, in the server's rustls.
+        let secret = b"the-secret-payload-0123456789";
+        assert_eq!(h.srv.send(cid, SendData::Borrowed(secret)), 0);
+        h.srv.start(3, sid);
+        assert_eq!(h.expect(event::CONNECT, sid).text, "start");
+        assert_eq!(h.read_data(sid, secret.len()), secret);
+        // Large data both ways, in order.
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        assert_eq!(h.srv.send(sid, SendData::Borrowed(&big)), 0);
+        assert_eq!(h.read_data(cid, big.len()), big);
+        let on_wire = seen.lock().unwrap().clone();
+        assert!(on_wire.len() > big.len(), "the relay forwarded the traffic");
+        assert!(
+            !on_wire.windows(secret.len()).any(|w| w == secret),
+            "plaintext on the wire"
+        );
+        assert!(!on_wire.windows(64).any(|w| w == &big[1000..1064]));
+        h.srv.close(cid);
+        h.expect(event::CLOSE, cid);
+        h.expect(event::CLOSE, sid);
+    }
+
+    /// A client with its own rustls configuration, talking to `port` from a plain thread.
+    fn foreign_client(
+        port: u16,
+        trust: &Ca,
+        identity: Option<&Ca>,
+        payload: &[u8],
+    ) -> io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(trust.pem.as_bytes()).unwrap())
+            .unwrap();
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let b = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots);
+        let cfg = match identity {
+            Some(ca) => {
+                let (cert, key) = ca.node();
+                b.with_client_auth_cert(
+                    vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+                    PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+                )
+                .unwrap()
+            }
+            None => b.with_no_client_auth(),
+        };
+        let conn = rustls::ClientConnection::new(
+            Arc::new(cfg),
+            ServerName::try_from("127.0.0.1").unwrap(),
+        )
+        .unwrap();
+        let sock = TcpStream::connect(("127.0.0.1", port))?;
+        sock.set_read_timeout(Some(WAIT))?;
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        tls.write_all(payload)?;
+        tls.flush()?;
+        Ok(tls)
+    }
+
+    /// The server's verdict on a client certificate comes after the client's handshake:
+    /// a refused client reads an alert or the end of the stream.
+    fn refused(c: io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>) -> bool {
+        let Ok(mut c) = c else { return true };
+        let mut buf = [0u8; 16];
+        matches!(c.read(&mut buf), Ok(0) | Err(_))
+    }
+
+    fn wait_open(h: &Harness, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        while h.srv.open_sockets() != n {
+            assert!(
+                Instant::now() < deadline,
+                "{} sockets open",
+                h.srv.open_sockets()
+            );
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn clients_without_a_certificate_from_the_ca_and_plaintext_clients_are_refused() {
+        let ca = Ca::new("ca one");
+        let other = Ca::new("ca two");
+        let port = free_port();
+        let h = harness(&files(&ca, &format!(":{port}"), ""));
+        let lid = listen_at(&h, 1, port);
+        // A certificate from another CA.
+        assert!(refused(foreign_client(
+            port,
+            &ca,
+            Some(&other),
+            b"from another CA"
+        )));
+        let line = wait_log(&h, "tls handshake with 127.0.0.1:");
+        assert!(line.contains("failed"), "{line}");
+        // No certificate at all.
+        h.logs.lock().unwrap().clear();
+        assert!(refused(foreign_client(port, &ca, None, b"no certificate")));
+        wait_log(&h, "tls handshake with 127.0.0.1:");
+        // A plaintext client.
+        h.logs.lock().unwrap().clear();
+        let mut raw = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        raw.set_read_timeout(Some(WAIT)).unwrap();
+        raw.write_all(b"GET / HTTP/1.0\r\n\r\nplaintext request")
+            .unwrap();
+        let mut rest = Vec::new();
+        let _ = raw.read_to_end(&mut rest); // closed (an alert at most)
+        assert!(!rest.windows(9).any(|w| w == b"plaintext"));
+        let line = wait_log(&h, "tls handshake with 127.0.0.1:");
+        assert_eq!(h.logs.lock().unwrap().len(), 1, "one line per failure");
+        assert!(line.contains("failed"), "{line}");
+        // The service never heard of any of them (ACCEPT would come before these lines'
+        // connections were dropped).
+        wait_open(&h, 1);
+        assert!(h.rx.try_recv().is_err());
+        // A client from the CA gets in.
+        let _good = foreign_client(port, &ca, Some(&ca), b"hello").unwrap();
+        let ev = h.expect(event::ACCEPT, lid);
+        h.srv.start(2, ev.ud);
+        h.expect(event::CONNECT, ev.ud);
+        assert_eq!(h.read_data(ev.ud, 5), b"hello");
+    }
+
+    #[test]
+    fn an_outgoing_tls_connection_to_a_server_of_another_ca_reports_error() {
+        let ca = Ca::new("ca one");
+        let other = Ca::new("ca two");
+        let port = free_port();
+        let server = harness(&files(&other, &format!("127.0.0.1:{port}"), ""));
+        listen_at(&server, 1, port);
+        let h = harness(&files(&ca, "", &format!("127.0.0.1:{port}")));
+        let cid = h.srv.connect(5, "127.0.0.1", i32::from(port));
+        let ev = h.next();
+        assert_eq!((ev.ty, ev.id, ev.owner), (event::ERROR, cid, 5), "{ev:?}");
+        assert!(ev.text.contains("tls handshake failed"), "{ev:?}");
+        wait_log(&h, &format!("tls handshake with 127.0.0.1:{port} failed"));
+        assert_eq!(h.srv.state(cid), None);
+    }
+
+    #[test]
+    fn plain_links_stay_plain_next_to_tls_ones() {
+        let ca = Ca::new("ca one");
+        let tls_port = free_port();
+        let h = harness(&files(&ca, &format!(":{tls_port}"), ""));
+        let (lid, port) = h.listen(1, "127.0.0.1");
+        assert_ne!(port, tls_port);
+        let (mut c, id) = h.accept(lid, 2, port);
+        c.write_all(b"plain").unwrap();
+        assert_eq!(h.read_data(id, 5), b"plain");
+        assert_eq!(h.srv.send(id, SendData::Borrowed(b"back")), 0);
+        assert_eq!(read_exact(&mut c, 4), b"back");
+    }
+
+    #[test]
+    fn bad_files_name_the_key_and_the_file() {
+        let ca = Ca::new("ca one");
+        let mut f = files(&ca, ":1", "");
+        let dir = scratch("bad");
+        let junk = dir.join("junk.pem");
+        std::fs::write(&junk, "not a pem file").unwrap();
+        let junk = junk.to_string_lossy().into_owned();
+        let mut bad = f.clone();
+        bad.key = Some(junk.clone());
+        let e = TlsPolicy::load(&bad).unwrap_err();
+        assert!(e.starts_with("tls_key: ") && e.contains(&junk), "{e}");
+        let mut bad = f.clone();
+        bad.cert = Some("/nonexistent/cert.pem".to_owned());
+        let e = TlsPolicy::load(&bad).unwrap_err();
+        assert!(e.starts_with("tls_cert: /nonexistent/cert.pem"), "{e}");
+        let mut bad = f.clone();
+        bad.ca = Some(junk.clone());
+        let e = TlsPolicy::load(&bad).unwrap_err();
+        assert!(e.starts_with("tls_ca: ") && e.contains(&junk), "{e}");
+        let mut bad = f.clone();
+        bad.listen = "nonsense".to_owned();
+        assert!(TlsPolicy::load(&bad)
+            .unwrap_err()
+            .starts_with("tls_listen: "));
+        f.ca = None;
+        assert!(TlsPolicy::load(&f)
+            .unwrap_err()
+            .starts_with("tls_ca: missing"));
+        assert!(TlsPolicy::load(&TlsFiles::default()).unwrap().is_none());
+    }
+
+    #[test]
+    fn endpoints_match_host_and_port() {
+        let e = Endpoint::parse(":7000").unwrap();
+        assert_eq!((e.host.clone(), e.port), (None, 7000));
+        let e = Endpoint::parse("127.0.0.1:7000").unwrap();
+        assert_eq!(e.host.as_deref(), Some("127.0.0.1"));
+        assert!(Endpoint::parse("7000").is_err());
+        assert!(Endpoint::parse("h:port").is_err());
+        let v6 = Endpoint::parse("[::1]:9").unwrap();
+        assert_eq!(v6.host.as_deref(), Some("::1"));
+        let ca = Ca::new("ca");
+        let p = TlsPolicy::load(&files(&ca, "127.0.0.1:7000 :7001", "10.0.0.2:9 [::1]:9"))
+            .unwrap()
+            .unwrap();
+        let at = |a: &str| a.parse::<SocketAddr>().unwrap();
+        assert!(p.listens(Some("127.0.0.1"), at("127.0.0.1:7000")));
+        assert!(p.listens(Some("localhost"), at("127.0.0.1:7000")));
+        assert!(
+            p.listens(None, at("0.0.0.0:7000")),
+            "every address includes 127.0.0.1"
+        );
+        assert!(!p.listens(Some("10.1.1.1"), at("10.1.1.1:7000")));
+        assert!(p.listens(Some("10.1.1.1"), at("10.1.1.1:7001")));
+        assert!(!p.listens(None, at("0.0.0.0:7002")));
+        assert!(p.connects("10.0.0.2", 9).is_some());
+        assert!(p.connects("::1", 9).is_some());
+        assert!(p.connects("10.0.0.2", 10).is_none());
+        assert!(p.connects("10.0.0.3", 9).is_none());
+    }
 }

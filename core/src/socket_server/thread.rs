@@ -69,6 +69,7 @@ impl ThreadState<'_> {
                     let mut d = self.server.slots.direct[slot_of(s.id)].lock();
                     if d.id == s.id {
                         d.stream = Some(stream.clone());
+                        d.tls = s.tls.as_ref().map(|t| t.conn.clone());
                     }
                 }
                 Ok(s)
@@ -118,6 +119,7 @@ pub(super) struct SocketThread<'a> {
 /// order, once it is connecting).
 struct PendingConnect {
     owner: u32,
+    tls: Option<rustls::pki_types::ServerName<'static>>,
     deferred: Vec<Request>,
 }
 
@@ -275,7 +277,11 @@ impl<'a> SocketThread<'a> {
         }
         match r {
             Request::Start { id, owner } => {
-                self.env.start(self.sockets.get_mut(&id), id, owner);
+                if self.env.start(self.sockets.get_mut(&id), id, owner) == After::Close {
+                    if let Some(s) = self.sockets.remove(&id) {
+                        self.env.force_close(s);
+                    }
+                }
                 self.refresh_direct(id, false);
                 self.deliver();
             }
@@ -295,8 +301,9 @@ impl<'a> SocketThread<'a> {
                 id,
                 owner,
                 listener,
+                tls,
             } => {
-                let s = self.env.listen(id, owner, listener);
+                let s = self.env.listen(id, owner, listener, tls);
                 self.add(s);
             }
             Request::Close { id, shutdown } => {
@@ -307,6 +314,7 @@ impl<'a> SocketThread<'a> {
                 owner,
                 host,
                 port,
+                tls,
             } => {
                 let addrs = if needs_lookup(&host, port) {
                     match &mut self.resolver {
@@ -315,6 +323,7 @@ impl<'a> SocketThread<'a> {
                                 id,
                                 PendingConnect {
                                     owner,
+                                    tls,
                                     deferred: Vec::new(),
                                 },
                             );
@@ -327,7 +336,7 @@ impl<'a> SocketThread<'a> {
                     // An IP literal (or an invalid port): no lookup, nothing blocks.
                     resolve(Some(&host), port)
                 };
-                let s = self.env.connect(id, owner, addrs);
+                let s = self.env.connect(id, owner, addrs, tls);
                 self.add(s);
             }
             Request::Exit => return false,
@@ -379,7 +388,7 @@ impl<'a> SocketThread<'a> {
             let Some(pending) = self.resolving.remove(&id) else {
                 continue;
             };
-            let s = self.env.connect(id, pending.owner, addrs);
+            let s = self.env.connect(id, pending.owner, addrs, pending.tls);
             self.add(s);
             for r in pending.deferred {
                 self.request(r);
@@ -409,7 +418,11 @@ impl<'a> SocketThread<'a> {
         let id = ev.token as u32 as i32;
         let mut accepted = Vec::new();
         self.with_socket(id, |env, s| match s.state {
+            State::Connecting if s.tls.as_ref().is_some_and(|t| t.tcp_up) => env.tls_handshake(s),
             State::Connecting => env.report_connect(s),
+            State::PAccept if s.tls.as_ref().is_some_and(|t| t.handshaking()) => {
+                env.tls_handshake(s)
+            }
             State::Listen => {
                 env.accept(s, &mut accepted);
                 After::Keep

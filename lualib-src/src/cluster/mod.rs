@@ -165,6 +165,74 @@ unsafe fn push_addr(l: *mut lua_State, addr: Addr) {
     }
 }
 
+/// `cluster_strict = true`: a remote request may name only a name registered with
+/// `cluster.register` (`@name`; address 0 is the query for such a name). Anything else (a
+/// numeric address, a `.localname`) is refused: `unpackrequest` gives `false` for the
+/// address, which the cluster agent answers with "Invalid name", as for an unknown name.
+fn strict_refuses(addr: &Addr) -> bool {
+    let refused = match addr {
+        Addr::Id(0) => false,
+        Addr::Id(_) => true,
+        Addr::Name(name) => name.first() != Some(&b'@'),
+    };
+    refused && skynet_core::env::env().get_str("cluster_strict").as_deref() == Some("true")
+}
+
+/// The peer a cluster request came from: the gate forwards a connection's packets as
+/// PTYPE_CLIENT messages whose session is the socket id.
+fn request_peer() -> String {
+    let Some(d) = crate::skynet_core::dispatching() else {
+        return "unknown peer".to_owned();
+    };
+    if d.ty != skynet_core::ptype::CLIENT {
+        return format!("source :{:08x}", d.source);
+    }
+    let info = skynet_core::try_node()
+        .and_then(|n| n.socket())
+        .and_then(|s| s.info().into_iter().find(|i| i.id == d.session));
+    match info {
+        Some(i) => format!("{} (socket {})", i.name, d.session),
+        None => format!("socket {}", d.session),
+    }
+}
+
+/// Logs a refused request and pushes `false` in place of its address.
+///
+/// # Safety
+/// `l` is a running state with room for one value.
+unsafe fn push_refused(l: *mut lua_State, addr: Addr) {
+    let target = match addr {
+        Addr::Id(id) => format!(":{id:08x}"),
+        Addr::Name(name) => shown_name(name),
+    };
+    if let Some(n) = skynet_core::try_node() {
+        n.log(
+            skynet_core::server::current_handle(),
+            format!(
+                "cluster_strict: request for {target} from {} refused: not a registered name",
+                request_peer()
+            ),
+        );
+    }
+    // SAFETY: as the caller promised.
+    unsafe { ffi::lua_pushboolean(l, 0) };
+}
+
+/// Pushes the address of a request, or `false` if `cluster_strict` refuses it.
+///
+/// # Safety
+/// `l` is a running state with room for one value.
+unsafe fn push_target(l: *mut lua_State, addr: Addr) {
+    // SAFETY: as the caller promised.
+    unsafe {
+        if strict_refuses(&addr) {
+            push_refused(l, addr);
+        } else {
+            push_addr(l, addr);
+        }
+    }
+}
+
 /// `unpackrequest(str | msg, sz)` →
 /// a whole request: addr, session, msg, sz (and nil, true for a push, i.e. session 0);
 /// a multipart header: addr, session, nil, total size, true, is_push;
@@ -197,7 +265,7 @@ unsafe extern "C-unwind" fn lunpackrequest(l: *mut lua_State) -> c_int {
         };
         match req {
             Request::Single { addr, session, msg } => {
-                push_addr(l, addr);
+                push_target(l, addr);
                 ffi::lua_pushinteger(l, ffi::lua_Integer::from(session));
                 push_buffer(l, msg);
                 if session == 0 {
@@ -214,7 +282,7 @@ unsafe extern "C-unwind" fn lunpackrequest(l: *mut lua_State) -> c_int {
                 size,
                 push,
             } => {
-                push_addr(l, addr);
+                push_target(l, addr);
                 ffi::lua_pushinteger(l, ffi::lua_Integer::from(session));
                 ffi::lua_pushnil(l);
                 ffi::lua_pushinteger(l, ffi::lua_Integer::from(size));
