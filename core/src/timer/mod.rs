@@ -111,8 +111,14 @@ impl Timer {
         // due relative to the tick the wheel is at.
         let mut expired = Vec::new();
         for _ in 0..diff {
-            self.current.fetch_add(1, Ordering::Relaxed);
-            self.wheel.lock().advance(&mut expired);
+            {
+                // The clock moves under the wheel's lock, after the wheel: a timeout set from
+                // a `now()` reading is never due before that reading plus its delay (it could
+                // be, by one tick, if `now()` ran ahead of the wheel).
+                let mut wheel = self.wheel.lock();
+                wheel.advance(&mut expired);
+                self.current.fetch_add(1, Ordering::Relaxed);
+            }
             for t in expired.drain(..) {
                 deliver(t.handle, t.session);
             }
