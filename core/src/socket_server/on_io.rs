@@ -175,20 +175,7 @@ impl ThreadState<'_> {
             if s.state == State::HalfcloseRead {
                 return (got, After::Keep); // discarded
             }
-            self.server.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-            s.stat_read += n as u64;
-            s.rtime = self.now();
-            buf.truncate(n);
-            self.emit(
-                s.owner,
-                SocketEvent {
-                    ty: event::DATA,
-                    id: s.id,
-                    ud: n as i32,
-                    data: Some(buf),
-                    text: None,
-                },
-            );
+            self.emit_data(s, buf, n);
             got = ReadOutcome::Data;
             if n == sz {
                 s.read_size = (sz * 2).min(MAX_READ_BUFFER);
@@ -202,6 +189,24 @@ impl ThreadState<'_> {
     }
 
     /// The peer closed its side.
+    /// Hands `n` bytes read from `s` (plaintext, for TLS) to its owner as a DATA event.
+    fn emit_data(&mut self, s: &mut Socket, mut buf: Payload, n: usize) {
+        self.server.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        s.stat_read += n as u64;
+        s.rtime = self.now();
+        buf.truncate(n);
+        self.emit(
+            s.owner,
+            SocketEvent {
+                ty: event::DATA,
+                id: s.id,
+                ud: n as i32,
+                data: Some(buf),
+                text: None,
+            },
+        );
+    }
+
     fn end_of_stream(&mut self, s: &mut Socket, got: ReadOutcome) -> (ReadOutcome, After) {
         if s.closing {
             // CLOSE was raised by close(); finish once nothing is left to send.
@@ -260,19 +265,7 @@ impl ThreadState<'_> {
             if s.state == State::HalfcloseRead {
                 continue; // discarded
             }
-            s.stat_read += n as u64;
-            s.rtime = self.now();
-            buf.truncate(n);
-            self.emit(
-                s.owner,
-                SocketEvent {
-                    ty: event::DATA,
-                    id: s.id,
-                    ud: n as i32,
-                    data: Some(buf),
-                    text: None,
-                },
-            );
+            self.emit_data(s, buf, n);
             got = ReadOutcome::Data;
         }
         // Reading may have produced records to send (key updates, alerts).
