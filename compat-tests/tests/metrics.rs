@@ -95,7 +95,11 @@ fn metrics_endpoint_serves_prometheus_text() {
     let mport = free_port();
     let run = spawn_lua_with(
         "t_sd_echo 127.0.0.1",
-        &format!("metrics = \"127.0.0.1:{mport}\""),
+        // two workers: the test reads worker 1's figures
+        &format!(
+            "{}metrics = \"127.0.0.1:{mport}\"",
+            compat_tests::TWO_WORKERS
+        ),
     );
     let port = listen_port(&run, TIMEOUT);
     let mut client = connect_loopback(port, IO_TIMEOUT);
@@ -162,7 +166,11 @@ fn metrics_count_launches_exits_interrupts_and_timers() {
     let mport = free_port();
     let run = spawn_lua_with(
         "t_metrics",
-        &format!("cpu_limit = 1\nmetrics = \"127.0.0.1:{mport}\""),
+        // two workers: a loop is interrupted while the other worker serves
+        &format!(
+            "{}cpu_limit = 1\nmetrics = \"127.0.0.1:{mport}\"",
+            compat_tests::TWO_WORKERS
+        ),
     );
     if run.wait_for("METRICS_READY", TIMEOUT).is_none() {
         panic!("no METRICS_READY:\n{}", run.finish(Duration::ZERO));
@@ -230,7 +238,11 @@ fn prometheus_server_scrapes_a_node() {
     let mport = free_port();
     let run = spawn_lua_with(
         "t_sd_echo 127.0.0.1",
-        &format!("metrics = \"127.0.0.1:{mport}\""),
+        // two workers: the test reads worker 1's figures
+        &format!(
+            "{}metrics = \"127.0.0.1:{mport}\"",
+            compat_tests::TWO_WORKERS
+        ),
     );
     let port = listen_port(&run, TIMEOUT);
     let dir = std::env::temp_dir().join(format!("skynet-prometheus-{}", std::process::id()));
