@@ -10,7 +10,7 @@
 //! `wss://`, in one node started by upstream's bootstrap with `enablessl = true`.
 
 use compat_tests::{repo_root, spawn_lua_with, Node, Running};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rustls::pki_types::pem::PemObject;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -31,26 +31,15 @@ impl Certs {
     fn new(tag: &str) -> Certs {
         let dir = std::env::temp_dir().join(format!("skynet-tls-{}-{tag}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        // Distinct subjects: OpenSSL takes a certificate whose issuer is its subject for a
-        // self-signed one.
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "skynet-rs test CA");
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        let ca = compat_tests::pki::Ca::new("skynet-rs test CA");
+        let id = ca.identity();
+        std::fs::write(dir.join("ca.pem"), &ca.pem).unwrap();
+        std::fs::write(dir.join("cert.pem"), &id.cert).unwrap();
+        std::fs::write(dir.join("key.pem"), &id.key).unwrap();
+        let ca_der = rustls::pki_types::CertificateDer::from_pem_slice(ca.pem.as_bytes())
             .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
-        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-        Certs {
-            dir,
-            ca_der: ca.der().to_vec(),
-        }
+            .to_vec();
+        Certs { dir, ca_der }
     }
 
     fn file(&self, name: &str) -> String {
