@@ -528,3 +528,27 @@ pub fn echo_rounds(
     }
     total
 }
+
+/// A free loopback port (released at once: whoever binds it next, a node a moment later, gets it
+/// unless another process takes it first).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The checks our cluster test service (`t_cluster`) reports when a run went through.
+pub const CLUSTER_CHECKS: &[&str] = &[
+    "call_handle",
+    "call_name",
+    "call_40k",
+    "call_1m",
+    "call_traced",
+    "stats",
+    "call_unknown",
+    "session_top",
+    "session_wrapped_1m",
+    "bad_large_req",
+    "after_garbage",
+];

@@ -10,23 +10,9 @@ use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-const CHECKS: &[&str] = &[
-    "call_handle",
-    "call_name",
-    "call_40k",
-    "call_1m",
-    "call_traced",
-    "stats",
-    "call_unknown",
-    "session_top",
-    "session_wrapped_1m",
-    "bad_large_req",
-    "after_garbage",
-];
-
 fn check(out: &Output) {
     out.assert_clean_exit();
-    out.assert_checks(CHECKS);
+    out.assert_checks(compat_tests::CLUSTER_CHECKS);
     out.assert_no_line_containing("UNEXPECTED");
     out.assert_no_line_containing("SEND FAILED");
     out.assert_no_line_containing("BAD RESPONSE");
@@ -46,14 +32,6 @@ fn two_nodes_call_push_and_multipart_both_ways() {
     let out1 = first.finish(TIMEOUT);
     check(&out1);
     check(&out2);
-}
-
-/// A free loopback port (released at once; the node binds it a moment later).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Config lines for one node of the mixed test: upstream's Lua tree at `root` (lualib,
@@ -152,7 +130,7 @@ fn upstream_cluster_services_with_upstream_node() {
             .expect("SKYNET_UPSTREAM exists"),
         None => built.clone(),
     };
-    let (pa, pb) = (free_port(), free_port());
+    let (pa, pb) = (compat_tests::free_port(), compat_tests::free_port());
     let boot = "snlua bootstrap";
     let a = Node::spawn(&mixed_config(&lua_root, None, "a", (pa, pb), "kill"), boot);
     let b_config = |mode| mixed_config(&built, Some(&built), "b", (pb, pa), mode);

@@ -175,14 +175,6 @@ fn two_nodes_names_handles_down_and_bad_peers() {
     out1.assert_line_containing("] MASTER CLOSED");
 }
 
-/// A free loopback port (released at once; the node binds it a moment later).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// The checkout in env `SKYNET_UPSTREAM`, or `None` (with a SKIP line) when it is not set.
 fn upstream_root() -> Option<std::path::PathBuf> {
     let Some(root) = std::env::var_os("SKYNET_UPSTREAM") else {
@@ -240,7 +232,11 @@ fn upstream_cmaster_cslave_two_nodes() {
     let Some(root) = upstream_root() else {
         return;
     };
-    let (master, a1, a2) = (free_port(), free_port(), free_port());
+    let (master, a1, a2) = (
+        compat_tests::free_port(),
+        compat_tests::free_port(),
+        compat_tests::free_port(),
+    );
     let dirs = "root..\"service/?.lua;\"..root..\"test/?.lua;\"..root..\"examples/?.lua\"";
     let config = |harbor: u32, address: u16, start: &str, standalone: bool| {
         upstream_config(&root, dirs, harbor, address, master, start, standalone)
@@ -289,7 +285,11 @@ fn upstream_multicast_two_nodes() {
     };
     let ours = compat_tests::repo_root().join("compat-tests").join("lua");
     let dirs = format!("root..\"service/?.lua;{}/?.lua\"", ours.display());
-    let (master, a1, a2) = (free_port(), free_port(), free_port());
+    let (master, a1, a2) = (
+        compat_tests::free_port(),
+        compat_tests::free_port(),
+        compat_tests::free_port(),
+    );
     let config = |harbor: u32, address: u16, standalone: bool| {
         upstream_config(&root, &dirs, harbor, address, master, "t_mch", standalone)
     };

@@ -13,14 +13,6 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// More than the endpoint reads of a request head.
 const MAX_HEAD: usize = 9 * 1024;
 
-/// A loopback port free just now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
-}
-
 /// One HTTP request to the metrics port: (status code, body). Retries the connect for a few
 /// seconds (the node may still be starting).
 fn http(port: u16, request: &str) -> (u16, String) {
@@ -92,7 +84,7 @@ fn promtool(body: &str) -> Option<(bool, String)> {
 /// paths and methods are refused.
 #[test]
 fn metrics_endpoint_serves_prometheus_text() {
-    let mport = free_port();
+    let mport = compat_tests::free_port();
     let run = spawn_lua_with(
         "t_sd_echo 127.0.0.1",
         // two workers: the test reads worker 1's figures
@@ -163,7 +155,7 @@ fn metrics_endpoint_serves_prometheus_text() {
 /// pending timeout and a named service (`t_metrics`).
 #[test]
 fn metrics_count_launches_exits_interrupts_and_timers() {
-    let mport = free_port();
+    let mport = compat_tests::free_port();
     let run = spawn_lua_with(
         "t_metrics",
         // two workers: a loop is interrupted while the other worker serves
@@ -235,7 +227,7 @@ fn metrics_bad_address_stops_the_node() {
 #[test]
 #[ignore = "starts a Prometheus server; run with --ignored"]
 fn prometheus_server_scrapes_a_node() {
-    let mport = free_port();
+    let mport = compat_tests::free_port();
     let run = spawn_lua_with(
         "t_sd_echo 127.0.0.1",
         // two workers: the test reads worker 1's figures
@@ -255,7 +247,7 @@ fn prometheus_server_scrapes_a_node() {
         ),
     )
     .unwrap();
-    let pport = free_port();
+    let pport = compat_tests::free_port();
     let mut prom = Command::new("prometheus")
         .arg(format!(
             "--config.file={}",

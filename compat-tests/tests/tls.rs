@@ -150,13 +150,6 @@ fn https_server_and_client_over_socketdriver() {
     ]);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// An `openssl s_server -www` on 127.0.0.1 (killed on drop), and its stdout (kept open: it
 /// writes there after each connection).
 struct OpensslServer {
@@ -213,7 +206,7 @@ impl Drop for OpensslServer {
 #[test]
 fn https_client_against_openssl_server() {
     let certs = Certs::new("openssl");
-    let (p13, p12) = (free_port(), free_port());
+    let (p13, p12) = (compat_tests::free_port(), compat_tests::free_port());
     let Some(_s13) = OpensslServer::start(&certs, p13, &["-tls1_3"]) else {
         return;
     };

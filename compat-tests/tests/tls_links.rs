@@ -19,13 +19,6 @@ use std::time::Duration;
 const TIMEOUT: Duration = Duration::from_secs(60);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn scratch(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("skynet-tls-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -71,23 +64,9 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-const CLUSTER_CHECKS: &[&str] = &[
-    "call_handle",
-    "call_name",
-    "call_40k",
-    "call_1m",
-    "call_traced",
-    "stats",
-    "call_unknown",
-    "session_top",
-    "session_wrapped_1m",
-    "bad_large_req",
-    "after_garbage",
-];
-
 fn cluster_ok(out: &Output) {
     out.assert_clean_exit();
-    out.assert_checks(CLUSTER_CHECKS);
+    out.assert_checks(compat_tests::CLUSTER_CHECKS);
     out.assert_no_line_containing("UNEXPECTED");
     out.assert_no_line_containing("tls handshake");
     out.assert_line_containing("STATS pushes=2 bad=3");
@@ -100,7 +79,7 @@ fn cluster_ok(out: &Output) {
 fn cluster_calls_over_mutual_tls_carry_no_plaintext_on_the_wire() {
     let dir = scratch("cluster");
     let ca = Ca::new("test ca");
-    let (p1, p2) = (free_port(), free_port());
+    let (p1, p2) = (compat_tests::free_port(), compat_tests::free_port());
     let (r, seen) = relay(p1);
     let n1 = spawn_lua_with(
         &format!("t_cluster - {p1}"),
@@ -152,7 +131,7 @@ fn clients_outside_the_ca_and_plaintext_clients_never_reach_the_service() {
     let dir = scratch("refuse");
     let ca = Ca::new("test ca");
     let other = Ca::new("other ca");
-    let port = free_port();
+    let port = compat_tests::free_port();
     let node = spawn_lua_with(
         &format!("t_sd_echo 127.0.0.1 {port}"),
         &format!("{}tls_listen = \":{port}\"\n", ca.node_files(&dir, "n")),
@@ -230,7 +209,7 @@ fn cluster_strict_refuses_handles_and_local_names() {
         "strict_name",
     ]);
     out1.assert_clean_exit();
-    out1.assert_checks(CLUSTER_CHECKS);
+    out1.assert_checks(compat_tests::CLUSTER_CHECKS);
     for target in [":00000007", ".echo"] {
         out1.assert_line_containing(&format!("cluster_strict: request for {target} from"));
     }
@@ -360,7 +339,11 @@ fn upstream_harbor_over_mutual_tls_refuses_a_raw_node() {
     };
     let dir = scratch("up-harbor");
     let ca = Ca::new("test ca");
-    let (master, a1, a2) = (free_port(), free_port(), free_port());
+    let (master, a1, a2) = (
+        compat_tests::free_port(),
+        compat_tests::free_port(),
+        compat_tests::free_port(),
+    );
     let dirs = "root..\"service/?.lua;\"..root..\"test/?.lua;\"..root..\"examples/?.lua\"";
     let tls = format!(
         "tls_listen = \":{master} :{a1} :{a2}\"\n\
@@ -425,7 +408,7 @@ fn upstream_cluster_strict_refuses_handles_and_local_names() {
     };
     let ours = compat_tests::repo_root().join("compat-tests").join("lua");
     let dirs = format!("root..\"service/?.lua;{}/?.lua\"", ours.display());
-    let (pa, pb) = (free_port(), free_port());
+    let (pa, pb) = (compat_tests::free_port(), compat_tests::free_port());
     let config = |role: &str, strict: bool| {
         format!(
             "{}harbor = 0\nstart = \"t_strict_up\"\nstrict_role = \"{role}\"\n\
