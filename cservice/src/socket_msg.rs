@@ -47,9 +47,11 @@ impl SocketMessage {
                     } else {
                         0
                     };
-                // SAFETY: the socket thread (source 0, checked above) hands the receiver a
-                // libc block of `ud` bytes (UDP: followed by the sender's address) that nobody
-                // else frees; this message is consumed here, so the block is taken over once.
+                // SAFETY: only the socket thread produces PTYPE_SOCKET messages (every send path
+                // refuses the type, see `skynet_core::server::core_only`; source 0 is a second
+                // check); it hands the receiver a libc block of `ud` bytes (UDP: followed by the
+                // sender's address) that nobody else frees; this message is consumed here, so
+                // the block is taken over once.
                 Some(unsafe { Payload::from_raw(ptr, len) })
             }
             _ => None,
