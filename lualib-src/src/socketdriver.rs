@@ -70,6 +70,9 @@ struct SocketBuffer {
     /// Identity (`lua_topointer`) of the pool in the user value, NULL if none: that pool
     /// cannot be collected (and its address reused) while the user value holds it.
     pool: *const std::ffi::c_void,
+    /// [`tag_for`] its own address: see [`tagged`]. Last, so that the bytes of a fresh
+    /// buffer (sent whole by `send(id, buffer)`) begin with zeros as upstream's.
+    tag: usize,
 }
 
 fn log(text: String) {
@@ -79,41 +82,58 @@ fn log(text: String) {
     }
 }
 
-/// Upvalues of the functions of [`BUFFER_FUNCTIONS`]: the buffer and pool metatables.
-const BUFFER_MT_UPVALUE: c_int = 1;
-const POOL_MT_UPVALUE: c_int = 2;
+/// The secret every buffer and chunk carries in its first word, mixed with its own address:
+/// how a function tells its own userdata from any other (a foreign userdata of the same size
+/// would have to hold this process's random secret at the right place). A metatable check
+/// costs several API calls per argument; this is a load and a compare.
+fn secret() -> usize {
+    static SECRET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SECRET.get_or_init(|| {
+        let mut b = [0u8; size_of::<usize>()];
+        if getrandom::fill(&mut b).is_err() {
+            // No OS random: the address of a static still differs per process (ASLR).
+            return &SECRET as *const _ as usize ^ 0x5a5a_a5a5;
+        }
+        usize::from_ne_bytes(b)
+    })
+}
 
-/// `luaL_testudata(l, idx, name)`: the full userdata at `idx` if its metatable is the
-/// registry's `name` metatable, else NULL. The running function's upvalue `up` holds that
-/// metatable for the functions of [`BUFFER_FUNCTIONS`] (a cheaper check than the lookup by
-/// name, which the finalizers, without upvalues, still do).
+/// The tag of the userdata block at `p`.
+fn tag_for(p: *const u8) -> usize {
+    secret() ^ p as usize
+}
+
+/// The header of a pool chunk; its nodes follow.
+#[repr(C)]
+struct ChunkHead {
+    tag: usize,
+    _reserved: usize,
+}
+
+const CHUNK_HEAD: usize = size_of::<ChunkHead>();
+
+/// The full userdata at `idx` if it is `size` bytes long (any size when `size` is `None`)
+/// and tagged as ours, else NULL.
 ///
 /// # Safety
-/// `l` is the running state with room for two values.
-unsafe fn test_udata(l: *mut lua_State, idx: c_int, name: &CStr, up: c_int) -> *mut u8 {
-    // SAFETY: valid state; nothing here raises; an upvalue index beyond the running
-    // function's upvalues is acceptable (LUA_TNONE).
+/// `l` is the running state.
+unsafe fn tagged(l: *mut lua_State, idx: c_int, size: Option<usize>) -> *mut u8 {
+    // SAFETY: valid state; lua_touserdata/lua_rawlen do not raise; a full userdata of at
+    // least a word has a readable first word (a light userdata has raw length 0).
     unsafe {
-        if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA || ffi::lua_getmetatable(l, idx) == 0 {
-            return ptr::null_mut();
+        let p = ffi::lua_touserdata(l, idx).cast::<u8>();
+        if p.is_null() {
+            return p;
         }
-        let up = ffi::lua_upvalueindex(up);
-        // Tables: the same identity is the same table (and cheaper to compare than raw
-        // equality through the API). No upvalue: NULL.
-        let want = ffi::lua_topointer(l, up);
-        let same = if !want.is_null() {
-            ffi::lua_topointer(l, -1) == want
-        } else if ffi::lua_type(l, up) == ffi::LUA_TNONE {
-            ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, name.as_ptr());
-            let same = ffi::lua_rawequal(l, -1, -2) != 0;
-            ffi::lua_pop(l, 1);
-            same
-        } else {
-            false
+        let len = ffi::lua_rawlen(l, idx);
+        // A buffer's tag is its last word, a chunk's its first.
+        let at = match size {
+            Some(n) if len == n => n - size_of::<usize>(),
+            None if len >= CHUNK_HEAD => 0,
+            _ => return ptr::null_mut(),
         };
-        ffi::lua_pop(l, 1);
-        if same {
-            ffi::lua_touserdata(l, idx).cast()
+        if p.add(at).cast::<usize>().read_unaligned() == tag_for(p) {
+            p
         } else {
             ptr::null_mut()
         }
@@ -153,17 +173,25 @@ unsafe fn push_pool_metatable(l: *mut lua_State) {
 /// # Safety
 /// `l` is the running state.
 unsafe fn buffer_arg(l: *mut lua_State, idx: c_int) -> *mut SocketBuffer {
-    // SAFETY: valid state; test_udata does not raise.
-    unsafe { test_udata(l, idx, BUFFER_MT, BUFFER_MT_UPVALUE).cast() }
+    // SAFETY: valid state; tagged does not raise.
+    unsafe { tagged(l, idx, Some(size_of::<SocketBuffer>())).cast() }
 }
 
-/// The pool chunk at `idx` (its first node), or NULL.
+/// The nodes of the pool chunk at `idx` (its first node and their number), or None.
 ///
 /// # Safety
 /// `l` is the running state.
-unsafe fn chunk_arg(l: *mut lua_State, idx: c_int) -> *mut Node {
-    // SAFETY: valid state; test_udata does not raise.
-    unsafe { test_udata(l, idx, POOL_MT, POOL_MT_UPVALUE).cast() }
+unsafe fn chunk_arg(l: *mut lua_State, idx: c_int) -> Option<(*mut Node, usize)> {
+    // SAFETY: valid state; tagged does not raise; a tagged chunk holds its header and then
+    // whole nodes (new_chunk made it).
+    unsafe {
+        let p = tagged(l, idx, None);
+        if p.is_null() {
+            return None;
+        }
+        let n = (ffi::lua_rawlen(l, idx) - CHUNK_HEAD) / size_of::<Node>();
+        Some((p.add(CHUNK_HEAD).cast::<Node>(), n))
+    }
 }
 
 /// Raises `msg` (a static text) like `luaL_error`, with the caller's position.
@@ -189,6 +217,7 @@ unsafe extern "C-unwind" fn lbuffer(l: *mut lua_State) -> c_int {
             head: ptr::null_mut(),
             tail: ptr::null_mut(),
             pool: ptr::null(),
+            tag: tag_for(sb.cast()),
         });
         push_buffer_metatable(l);
         ffi::lua_setmetatable(l, -2);
@@ -201,11 +230,9 @@ unsafe extern "C-unwind" fn lbuffer(l: *mut lua_State) -> c_int {
 unsafe extern "C-unwind" fn pool_gc(l: *mut lua_State) -> c_int {
     // SAFETY: called as __gc of a chunk: a userdata holding whole nodes.
     unsafe {
-        let base = chunk_arg(l, 1);
-        if base.is_null() {
+        let Some((base, n)) = chunk_arg(l, 1) else {
             return 0;
-        }
-        let n = ffi::lua_rawlen(l, 1) / size_of::<Node>();
+        };
         for i in 0..n {
             let node = base.add(i);
             cmem::free((*node).msg);
@@ -241,6 +268,7 @@ unsafe extern "C-unwind" fn buffer_gc(l: *mut lua_State) -> c_int {
                 head: ptr::null_mut(),
                 tail: ptr::null_mut(),
                 pool: (*sb).pool,
+                tag: (*sb).tag,
             };
         }
     }
@@ -278,17 +306,11 @@ unsafe fn is_free_node(l: *mut lua_State, pool: c_int, node: *mut Node) -> bool 
         let n = ffi::lua_rawlen(l, pool) as ffi::lua_Integer;
         for i in (2..=n).rev() {
             ffi::lua_rawgeti(l, pool, i);
-            // The address first (cheap), the chunk's type only for the one that holds it.
-            let base = ffi::lua_touserdata(l, -1).cast::<Node>();
-            let len = ffi::lua_rawlen(l, -1);
-            let off = (node as usize).wrapping_sub(base as usize);
-            if base.is_null() || off >= len || off % size_of::<Node>() != 0 {
-                ffi::lua_pop(l, 1);
-                continue;
-            }
-            let chunk = !chunk_arg(l, -1).is_null();
+            let chunk = chunk_arg(l, -1);
             ffi::lua_pop(l, 1);
-            if chunk {
+            let Some((base, n)) = chunk else { continue };
+            let off = (node as usize).wrapping_sub(base as usize);
+            if off < n * size_of::<Node>() && off % size_of::<Node>() == 0 {
                 return (*node).msg.is_null();
             }
         }
@@ -310,7 +332,12 @@ unsafe fn new_chunk(l: *mut lua_State, pool: c_int) -> *mut Node {
     unsafe {
         let tsz = (ffi::lua_rawlen(l, pool) as i64).max(1);
         let n = 8usize << tsz.min(LARGE_PAGE_NODE - 3);
-        let base = ffi::lua_newuserdatauv(l, n * size_of::<Node>(), 0).cast::<Node>();
+        let p = ffi::lua_newuserdatauv(l, CHUNK_HEAD + n * size_of::<Node>(), 0).cast::<u8>();
+        p.cast::<ChunkHead>().write(ChunkHead {
+            tag: tag_for(p),
+            _reserved: 0,
+        });
+        let base = p.add(CHUNK_HEAD).cast::<Node>();
         for i in 0..n {
             base.add(i).write(Node {
                 msg: ptr::null_mut(),
@@ -892,17 +919,14 @@ const BUFFER_FUNCTIONS: [(&CStr, CFunction); 10] = [
 /// are [`net::FUNCTIONS`]).
 const CONTEXT_FUNCTIONS: [(&CStr, CFunction); 1] = [(c"udp_address", ludp_address)];
 
-/// Registers the context-free functions into the table on top of the stack (each with the
-/// buffer and pool metatables as upvalues).
+/// Registers the context-free functions into the table on top of the stack.
 ///
 /// # Safety
 /// `l` is a valid state with a table on top.
 pub unsafe fn register_buffer_functions(l: *mut lua_State) {
     // SAFETY: caller contract.
     unsafe {
-        push_buffer_metatable(l);
-        push_pool_metatable(l);
-        set_funcs(l, &BUFFER_FUNCTIONS, 2);
+        set_funcs(l, &BUFFER_FUNCTIONS, 0);
     }
 }
 
@@ -941,7 +965,7 @@ mod tests {
         // SAFETY: test helper.
         unsafe {
             ffi::luaL_checkudata(l, 1, POOL_MT.as_ptr());
-            let n = ffi::lua_rawlen(l, 1) / size_of::<Node>();
+            let n = chunk_arg(l, 1).expect("a chunk").1;
             ffi::lua_pushinteger(l, n as ffi::lua_Integer);
         }
         1
@@ -952,9 +976,25 @@ mod tests {
     unsafe extern "C-unwind" fn nodeptr(l: *mut lua_State) -> c_int {
         // SAFETY: test helper; only the address is computed.
         unsafe {
-            let base = ffi::luaL_checkudata(l, 1, POOL_MT.as_ptr()).cast::<Node>();
+            ffi::luaL_checkudata(l, 1, POOL_MT.as_ptr());
+            let base = chunk_arg(l, 1).expect("a chunk").0;
             let i = ffi::luaL_checkinteger(l, 2) as usize;
             ffi::lua_pushlightuserdata(l, base.wrapping_add(i).cast());
+        }
+        1
+    }
+
+    /// `copyud(ud)` → a new userdata (no metatable) with the same bytes: a forgery of a
+    /// buffer or chunk, tag included.
+    #[lua_function]
+    unsafe extern "C-unwind" fn copyud(l: *mut lua_State) -> c_int {
+        // SAFETY: test helper; copies the whole block of a full userdata.
+        unsafe {
+            ffi::luaL_checktype(l, 1, ffi::LUA_TUSERDATA);
+            let n = ffi::lua_rawlen(l, 1);
+            let src = ffi::lua_touserdata(l, 1).cast::<u8>();
+            let dst = ffi::lua_newuserdatauv(l, n, 0).cast::<u8>();
+            ptr::copy_nonoverlapping(src, dst, n);
         }
         1
     }
@@ -986,7 +1026,11 @@ end
     fn check(code: &str) {
         testlua::check(
             &[(c"socketdriver", open_free)],
-            &[(c"chunklen", chunklen), (c"nodeptr", nodeptr)],
+            &[
+                (c"chunklen", chunklen),
+                (c"nodeptr", nodeptr),
+                (c"copyud", copyud),
+            ],
             &format!("{PRELUDE}\n{code}"),
         );
     }
@@ -1193,6 +1237,12 @@ expect_err("Invalid socket pool", sd.push, b, pool, p, sz)
 -- a full userdata
 pool[1] = io.stdout
 expect_err("Invalid socket pool", sd.push, b, pool, p, sz)
+-- a copy of the chunk (its tag included) is not a chunk: its nodes are refused
+local copy = copyud(chunk)
+pool[2] = copy
+pool[1] = nodeptr(chunk, 5)
+expect_err("Invalid socket pool", sd.push, b, pool, p, sz)
+pool[2] = chunk
 -- a free node is fine again
 pool[1] = nodeptr(chunk, 5)
 assert(sd.push(b, pool, p, sz) == 2)
@@ -1215,6 +1265,8 @@ local p, sz = sd.str2p("abc")
 assert(sz == 3)
 expect_err("need buffer object at param 1", sd.push, nil, pool, p, sz)
 expect_err("need buffer object at param 1", sd.push, io.stdout, pool, p, sz)
+-- a copy of a buffer, its tag included, is not a buffer
+expect_err("need buffer object at param 1", sd.push, copyud(b), pool, p, sz)
 expect_err("need message block at param 3", sd.push, b, pool, nil, sz)
 expect_err("need message block at param 3", sd.push, b, pool, io.stdout, sz)
 expect_err("table expected", sd.push, b, "pool", p, sz)
