@@ -60,6 +60,33 @@ impl Payload {
         Payload { ptr: p, len }
     }
 
+    /// Reads once from `fd` into a new block of at most `cap` bytes (allocated, not zeroed: a
+    /// socket read of up to 64 KiB would otherwise clear it first). The payload holds the bytes
+    /// read; an error, `WouldBlock` included, frees the block.
+    pub fn read_from(fd: std::os::fd::BorrowedFd<'_>, cap: usize) -> std::io::Result<Payload> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: malloc of max(cap, 1) bytes; checked for NULL before use.
+        let p = unsafe { libc::malloc(cap.max(1)) } as *mut u8;
+        if p.is_null() {
+            alloc_failed(cap);
+        }
+        // From here the block is owned by `block` (freed on every early return).
+        let mut block = Payload { ptr: p, len: 0 };
+        loop {
+            // SAFETY: `p` has `cap` writable bytes; read(2) writes at most that many; the
+            // descriptor is borrowed for the call.
+            let n = unsafe { libc::read(fd.as_raw_fd(), p.cast(), cap) };
+            if n >= 0 {
+                block.len = n as usize;
+                return Ok(block);
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
     /// A text payload (copy mode, NUL terminated).
     pub fn text(s: &str) -> Payload {
         Payload::copy_from(s.as_bytes())

@@ -153,9 +153,11 @@ impl ThreadState<'_> {
         let mut got = ReadOutcome::Nothing;
         loop {
             let sz = s.read_size;
-            let mut buf = Payload::zeroed(sz);
-            let n = match s.io.read(buf.as_mut_slice()) {
-                Ok(n) => n,
+            let (buf, n) = match s.io.read_payload(sz) {
+                Ok(buf) => {
+                    let n = buf.len();
+                    (buf, n)
+                }
                 Err(e)
                     if matches!(
                         e.kind(),

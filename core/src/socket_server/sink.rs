@@ -64,15 +64,17 @@ impl SocketEvent {
     /// (`into_raw`) if the message is delivered, freed otherwise.
     pub fn into_payloads(self) -> (Payload, Option<Payload>) {
         let text = self.inline_text();
-        let mut bytes = [0u8; SOCKET_MESSAGE_SIZE + MAX_INLINE_TEXT];
+        // Written in place (one allocation, no staging copy): DATA goes through here once
+        // per read.
+        let mut msg = Payload::zeroed(SOCKET_MESSAGE_SIZE + text.len());
+        let bytes = msg.as_mut_slice();
         bytes[0..4].copy_from_slice(&self.ty.to_ne_bytes());
         bytes[4..8].copy_from_slice(&self.id.to_ne_bytes());
         bytes[8..12].copy_from_slice(&self.ud.to_ne_bytes());
         let addr = self.data.as_ref().map_or(0, |d| d.as_ptr() as usize);
         bytes[16..24].copy_from_slice(&(addr as u64).to_ne_bytes());
-        let end = SOCKET_MESSAGE_SIZE + text.len();
-        bytes[SOCKET_MESSAGE_SIZE..end].copy_from_slice(text);
-        (Payload::copy_from(&bytes[..end]), self.data)
+        bytes[SOCKET_MESSAGE_SIZE..].copy_from_slice(text);
+        (msg, self.data)
     }
 }
 

@@ -6,9 +6,10 @@ use super::send_list::SendLists;
 use super::slot::State;
 use super::tls::TlsState;
 use super::{info_type, protocol, MIN_READ_BUFFER};
+use crate::payload::Payload;
 use socket2::SockRef;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
@@ -32,10 +33,10 @@ impl Io {
         }
     }
 
-    pub(super) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Reads at most `cap` bytes into a new payload (see [`Payload::read_from`]).
+    pub(super) fn read_payload(&self, cap: usize) -> io::Result<Payload> {
         match self {
-            Io::Stream(s) => (&**s).read(buf),
-            Io::Bound(f) => (&*f).read(buf),
+            Io::Stream(_) | Io::Bound(_) => Payload::read_from(self.fd(), cap),
             _ => Err(io::ErrorKind::Unsupported.into()),
         }
     }
@@ -88,6 +89,10 @@ pub(super) struct Socket {
     pub(super) tls: Option<Box<TlsState>>,
     /// A listener whose connections are TLS servers.
     pub(super) tls_listener: bool,
+    /// The `idle` the socket thread last wrote to this slot's direct side (which starts
+    /// false): an unchanged value is not written again, so a read event takes no lock a
+    /// writing worker may hold.
+    pub(super) published_idle: bool,
 }
 
 impl Socket {
@@ -111,6 +116,7 @@ impl Socket {
             wtime: 0,
             tls: None,
             tls_listener: false,
+            published_idle: false,
         }
     }
 

@@ -252,8 +252,17 @@ impl<'a> SocketThread<'a> {
 
     /// Publishes whether callers may write to `id` directly; `handled` also counts down one
     /// queued send (after it was handled, so no direct write overtakes it).
-    fn refresh_direct(&self, id: i32, handled: bool) {
-        let idle = self.sockets.get(&id).is_some_and(Socket::direct_idle);
+    fn refresh_direct(&mut self, id: i32, handled: bool) {
+        let socket = self.sockets.get_mut(&id);
+        let idle = socket.as_ref().is_some_and(|s| s.direct_idle());
+        if let Some(s) = socket {
+            // A worker only ever turns `idle` off together with queueing a send, which comes
+            // back here with `handled`: an unchanged value needs no write.
+            if !handled && s.published_idle == idle {
+                return;
+            }
+            s.published_idle = idle;
+        }
         let mut d = self.env.server.slots.direct[slot_of(id)].lock();
         if d.id == id {
             d.idle = idle;
