@@ -31,7 +31,7 @@ call 2e5, timer 1e5, C benches 1e6 messages); BENCH_UP_SOCK_SECS [5] measuring w
 socket bench (100 connections, 64-byte requests, 1 s warm-up); BENCH_UP_THREAD [2] the
 config's thread; BENCH_UP_TIMEOUT [120] seconds before a node is killed;
 BENCH_UP_ONLY a space-separated subset of benchmark names (spawn send call timer sock flood
-pairs pingpong).
+pairs pingpong pingpong_noprof).
 """
 
 import argparse
@@ -62,6 +62,7 @@ METRICS = [
     ("c_flood", "msgs/s", "higher"),
     ("c_pingpong_8pairs", "msgs/s", "higher"),
     ("c_pingpong", "msgs/s", "higher"),
+    ("c_pingpong_noprof", "msgs/s", "higher"),
 ]
 UNITS = {m: (u, b) for m, u, b in METRICS}
 
@@ -188,13 +189,13 @@ class Runner:
         finally:
             node.stop()
 
-    def cmod(self, side, name, boot):
-        node = self.start(side, {"bootstrap": boot})
+    def cmod(self, side, name, boot, metric=None, extra=None):
+        node = self.start(side, dict({"bootstrap": boot}, **(extra or {})))
         try:
             m = node.wait_for(r"^BENCH %s (\S+) msgs/s$" % re.escape(name), self.timeout)
             if not m:
                 raise RuntimeError("%s: no result\n%s" % (name, node.tail()))
-            return {name: float(m.group(1))}
+            return {metric or name: float(m.group(1))}
         finally:
             node.stop()
 
@@ -233,6 +234,10 @@ class Runner:
             ("pairs", lambda s: self.cmod(s, "c_pingpong_8pairs",
                                           "bench_pingpong 8 %d" % n(1000000))),
             ("pingpong", lambda s: self.cmod(s, "c_pingpong", "bench_pingpong 1 %d" % n(1000000))),
+            # The same with `profile = false` (no per-message clock reads on either side).
+            ("pingpong_noprof", lambda s: self.cmod(s, "c_pingpong", "bench_pingpong 1 %d"
+                                                    % n(1000000), "c_pingpong_noprof",
+                                                    {"profile": "false"})),
         ]
 
 
