@@ -197,6 +197,42 @@ fn metrics_count_launches_exits_interrupts_and_timers() {
     out.assert_no_line_containing(" FAIL");
 }
 
+/// A service stuck in an endless loop is counted once the monitor has seen the same message
+/// on two checks (5 s apart): `skynet_endless_loops_total` goes from 0 to at least 1.
+#[test]
+fn metrics_count_endless_loops() {
+    let mport = compat_tests::free_port();
+    let run = spawn_lua_with(
+        "t_metrics_loop",
+        // two workers: one is held by the loop, the other serves the bootstrap
+        &format!(
+            "{}metrics = \"127.0.0.1:{mport}\"",
+            compat_tests::TWO_WORKERS
+        ),
+    );
+    if run.wait_for("LOOPING", TIMEOUT).is_none() {
+        panic!("no LOOPING:\n{}", run.finish(Duration::ZERO));
+    }
+    let first = sample(&scrape(mport), "skynet_endless_loops_total");
+    assert_eq!(first, Some(0.0), "not detected before the first check");
+    // Detection takes two monitor checks (up to 10 s); give it 20 s.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = None;
+    while Instant::now() < deadline {
+        let body = scrape(mport);
+        let n = sample(&body, "skynet_endless_loops_total");
+        if n.is_some_and(|n| n >= 1.0) {
+            seen = n;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let out = run.finish(Duration::ZERO);
+    assert!(seen.is_some(), "no endless loop counted within 20 s\n{out}");
+    out.assert_line_containing("CHECK loop_ready ok");
+    out.assert_line_containing("maybe in an endless loop");
+}
+
 /// A bad `metrics` value, or an address that cannot be bound, stops the node with one line
 /// naming the key and the file.
 #[test]
