@@ -950,6 +950,9 @@ fn a_round_handles_at_most_the_bound_and_the_rest_in_later_rounds() {
     srv.start(7, 2000); // queued behind the backlog
     assert!(t.handle_requests());
     assert_eq!(delivered(&rx), errors(&[1003, 1004, 1005]));
+    // What the wait reports when a submitter made the wake-up descriptor readable: the
+    // queue is taken only then.
+    t.wake_seen = true;
     assert!(t.handle_requests());
     assert_eq!(delivered(&rx), errors(&[1006, 1007, 2000]));
     assert_eq!(t.poll_timeout(), None);
@@ -959,6 +962,12 @@ fn a_round_handles_at_most_the_bound_and_the_rest_in_later_rounds() {
     srv.start(7, 3000);
     srv.exit();
     srv.start(7, 3001);
+    assert!(
+        t.handle_requests(),
+        "no wake-up seen: the queue is not looked at"
+    );
+    assert_eq!(delivered(&rx), []);
+    t.wake_seen = true;
     assert!(!t.handle_requests());
     assert_eq!(delivered(&rx), errors(&[3000]));
 }

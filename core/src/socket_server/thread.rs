@@ -112,7 +112,7 @@ pub(super) struct SocketThread<'a> {
     resolving: HashMap<i32, PendingConnect>,
     /// The wake-up descriptor may be readable (it was reported by the last wait): reset it
     /// before the queue is taken. Otherwise the reset, a read(2) that would fail, is skipped.
-    wake_seen: bool,
+    pub(super) wake_seen: bool,
 }
 
 /// A connection waiting for its lookup, and the requests made on it meanwhile (handled, in
@@ -201,14 +201,19 @@ impl<'a> SocketThread<'a> {
     pub(super) fn handle_requests(&mut self) -> bool {
         for _ in 0..self.requests_per_round {
             if self.backlog.is_empty() {
+                // Requests queued since the last take made the descriptor readable (the first
+                // of them found `signaled` false and wrote it; the descriptor stays readable
+                // until reset here): no wake-up seen, nothing to take, no lock.
+                if !std::mem::take(&mut self.wake_seen) {
+                    return true;
+                }
                 // A submitter sets `signaled` before it makes the descriptor readable, so a
                 // wake-up that comes after this reset is seen by the next wait.
-                if std::mem::take(&mut self.wake_seen) {
-                    self.env.server.waker.reset();
-                }
+                self.env.server.waker.reset();
                 let mut q = self.env.server.queue.lock();
                 q.signaled = false;
-                self.backlog = VecDeque::from(std::mem::take(&mut q.requests));
+                // Moved, not swapped: both buffers keep their capacity.
+                self.backlog.extend(q.requests.drain(..));
             }
             let Some(r) = self.backlog.pop_front() else {
                 return true;
