@@ -5,12 +5,20 @@
  * messages ("D <id>": harbor down, "Q <name>": unknown global name). Global names travel over a
  * one-line-per-name "master" connection: "R <name> <hex handle>\n".
  *
- * "t_harbor slave 1 listen <badport>" (node 1): listens on 127.0.0.1 port 0 twice (links,
- *   master) and logs "LISTEN link=<port> master=<port>"; connects to 127.0.0.1:<badport> as
+ * A master connection may also carry a new node's announcement, a package: 2-byte big-endian
+ * length, 'H', the node's harbor id byte, its link address "ip:port". Node 1 logs
+ * "MASTER ANNOUNCE <id> <address>" and connects its link there ("S <fd> <id>").
+ *
+ * "t_harbor slave 1 listen <badport> [<linkport> <masterport>]" (node 1): listens on
+ *   127.0.0.1 twice (links, master; port 0 when not given) and logs
+ *   "LISTEN link=<port> master=<port>"; connects to 127.0.0.1:<badport> (unless 0) as
  *   harbor 4 (a test peer that answers with a wrong handshake byte); launches the client.
  * "t_harbor slave 2 connect <linkport> <masterport>" (node 2): launches the echo service,
  *   registers it as the global name "echo" (redirect "N echo" to the harbor, source = echo;
  *   "R echo <hex>" to the master), connects the link to node 1 ("S <fd> 1").
+ * "t_harbor slave 2 announce <masterport> <linkport>" (node 2): the same, except that it
+ *   listens for links on 127.0.0.1:<linkport> and announces that address to the master, so
+ *   node 1 connects the link ("A <fd> 1" here).
  * "t_harbor echo" (node 2): answers every request with PTYPE_RESPONSE "echo:<msg>"; "bye"
  *   finishes node 2.
  * "t_harbor client :<slave>" (node 1): sends to "echo" by name before node 2 exists (queued
@@ -38,8 +46,11 @@ struct th {
 	char line[256];
 	size_t line_len;
 	struct name names[8];
+	uint8_t pkg[256]; /* a master connection's announcement package, as it arrives */
+	size_t pkg_len;
+	int announced, announced_id;
 	/* slave 2 */
-	int master, link;
+	int master, link, announce_port;
 	/* client */
 	uint32_t echo_h;
 	int got, down;
@@ -115,6 +126,46 @@ master_line(struct skynet_context *ctx, struct th *t, const char *line) {
 	harbor_name(ctx, t, name, h);
 }
 
+/* A new node's announcement: connect the link to the address it gave. */
+static void
+master_package(struct skynet_context *ctx, struct th *t, const uint8_t *p, size_t sz) {
+	char addr[128];
+	if (sz < 3 || p[0] != 'H' || sz - 2 >= sizeof(addr)) {
+		skynet_error(ctx, "CHECK master_package FAIL %zu bytes", sz);
+		return;
+	}
+	memcpy(addr, p + 2, sz - 2);
+	addr[sz - 2] = '\0';
+	skynet_error(ctx, "MASTER ANNOUNCE %d %s", p[1], addr);
+	char *colon = strrchr(addr, ':');
+	if (colon == NULL)
+		return;
+	*colon = '\0';
+	t->announced_id = p[1];
+	t->announced = skynet_socket_connect(ctx, addr, atoi(colon + 1));
+}
+
+/* Bytes of a master connection: "R ..." lines, or a package (its length's first byte is 0). */
+static void
+master_bytes(struct skynet_context *ctx, struct th *t, const uint8_t *b, int n) {
+	for (int k = 0; k < n; k++) {
+		if (t->pkg_len > 0 || (t->line_len == 0 && b[k] == 0)) {
+			if (t->pkg_len < sizeof(t->pkg))
+				t->pkg[t->pkg_len++] = b[k];
+			if (t->pkg_len >= 2 && t->pkg_len == 2 + (size_t)(t->pkg[0] << 8 | t->pkg[1])) {
+				master_package(ctx, t, t->pkg + 2, t->pkg_len - 2);
+				t->pkg_len = 0;
+			}
+		} else if (b[k] == '\n' || t->line_len == sizeof(t->line) - 1) {
+			t->line[t->line_len] = '\0';
+			master_line(ctx, t, t->line);
+			t->line_len = 0;
+		} else {
+			t->line[t->line_len++] = (char)b[k];
+		}
+	}
+}
+
 static void
 slave_socket(struct skynet_context *ctx, struct th *t, const struct skynet_socket_message *m, size_t sz) {
 	char text[160];
@@ -132,7 +183,21 @@ slave_socket(struct skynet_context *ctx, struct th *t, const struct skynet_socke
 			skynet_error(ctx, "HARBOR CONNECT 4");
 			harbor_cmd(ctx, t, 0, "S %d %d", m->id, 4);
 			t->bad = -1;
+		} else if (m->id == t->announced && t->announced > 0) {
+			skynet_error(ctx, "HARBOR CONNECT %d", t->announced_id);
+			harbor_cmd(ctx, t, 0, "S %d %d", m->id, t->announced_id);
+			t->announced = -1;
 		} else if (m->id == t->master && t->master > 0) {
+			if (t->announce_port > 0) {
+				uint8_t pkg[64];
+				int n = snprintf((char *)pkg + 4, sizeof(pkg) - 4, "127.0.0.1:%d", t->announce_port);
+				pkg[0] = 0;
+				pkg[1] = (uint8_t)(n + 2);
+				pkg[2] = 'H';
+				pkg[3] = (uint8_t)t->harbor_id;
+				skynet_socket_send(ctx, m->id, cts_dup(pkg, (size_t)n + 4), n + 4);
+				skynet_error(ctx, "MASTER ANNOUNCED 127.0.0.1:%d", t->announce_port);
+			}
 			char line[64];
 			int n = snprintf(line, sizeof(line), "R echo %x\n", (unsigned)t->echo);
 			skynet_socket_send(ctx, m->id, cts_dup(line, (size_t)n), n);
@@ -161,15 +226,7 @@ slave_socket(struct skynet_context *ctx, struct th *t, const struct skynet_socke
 			skynet_error(ctx, "HARBOR ACCEPT %d", b[0]);
 			harbor_cmd(ctx, t, 0, "A %d %d", m->id, b[0]);
 		} else if (slot_of(t->masters, 4, m->id) >= 0) {
-			for (int k = 0; k < m->ud; k++) {
-				if (b[k] == '\n' || t->line_len == sizeof(t->line) - 1) {
-					t->line[t->line_len] = '\0';
-					master_line(ctx, t, t->line);
-					t->line_len = 0;
-				} else {
-					t->line[t->line_len++] = (char)b[k];
-				}
-			}
+			master_bytes(ctx, t, b, m->ud);
 		} else {
 			skynet_error(ctx, "CHECK slave_data FAIL %d bytes on %d", m->ud, m->id);
 		}
@@ -307,7 +364,7 @@ int
 t_harbor_init(struct th *t, struct skynet_context *ctx, const char *parm) {
 	t->self = ct_self(ctx);
 	char role[16] = "", mode[16] = "";
-	int id = 0, p1 = 0, p2 = 0;
+	int id = 0, p1 = 0, p2 = 0, p3 = 0;
 	unsigned slave = 0;
 	sscanf(parm ? parm : "", "%15s", role);
 	if (strcmp(role, "echo") == 0) {
@@ -325,7 +382,7 @@ t_harbor_init(struct th *t, struct skynet_context *ctx, const char *parm) {
 		skynet_sendname(ctx, 0, "echo", 10 | PTYPE_TAG_DONTCOPY, 5, big_message(), BIG);
 		return 0;
 	}
-	if (strcmp(role, "slave") != 0 || sscanf(parm, "slave %d %15s %d %d", &id, mode, &p1, &p2) < 3)
+	if (strcmp(role, "slave") != 0 || sscanf(parm, "slave %d %15s %d %d %d", &id, mode, &p1, &p2, &p3) < 3)
 		return 1;
 	t->harbor_id = id;
 	char args[64];
@@ -335,9 +392,10 @@ t_harbor_init(struct th *t, struct skynet_context *ctx, const char *parm) {
 		return 1;
 	skynet_callback(ctx, t, slave_cb);
 	if (strcmp(mode, "listen") == 0) {
-		t->link_l = skynet_socket_listen(ctx, "127.0.0.1", 0, 16);
-		t->master_l = skynet_socket_listen(ctx, "127.0.0.1", 0, 16);
-		t->bad = skynet_socket_connect(ctx, "127.0.0.1", p1);
+		t->link_l = skynet_socket_listen(ctx, "127.0.0.1", p2, 16);
+		t->master_l = skynet_socket_listen(ctx, "127.0.0.1", p3, 16);
+		if (p1 > 0)
+			t->bad = skynet_socket_connect(ctx, "127.0.0.1", p1);
 		snprintf(args, sizeof(args), "t_harbor client :%x", (unsigned)t->self);
 		t->client = ct_launch(ctx, args);
 		ct_check(ctx, "launch_client", t->client != 0, "client");
@@ -345,8 +403,15 @@ t_harbor_init(struct th *t, struct skynet_context *ctx, const char *parm) {
 		t->echo = ct_launch(ctx, "t_harbor echo");
 		ct_check(ctx, "launch_echo", t->echo != 0, "echo");
 		harbor_name(ctx, t, "echo", t->echo);
-		t->master = skynet_socket_connect(ctx, "127.0.0.1", p2);
-		t->link = skynet_socket_connect(ctx, "127.0.0.1", p1);
+		if (strcmp(mode, "announce") == 0) {
+			/* Listening before the master hears of the address. */
+			t->link_l = skynet_socket_listen(ctx, "127.0.0.1", p2, 16);
+			t->announce_port = p2;
+			t->master = skynet_socket_connect(ctx, "127.0.0.1", p1);
+		} else {
+			t->master = skynet_socket_connect(ctx, "127.0.0.1", p2);
+			t->link = skynet_socket_connect(ctx, "127.0.0.1", p1);
+		}
 	}
 	return 0;
 }

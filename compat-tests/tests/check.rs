@@ -70,7 +70,7 @@ fn a_good_config_is_ok_and_nothing_starts() {
         &bin,
         &dir,
         "thread = 4\nharbor = 0\nlogpath = \".\"\nbootstrap = \"snlua bootstrap\"\n\
-         daemon = \"./skynet.pid\"\n",
+         daemon = \"./skynet.pid\"\ntls_handshake_timeout = 0\n",
     );
     assert_eq!((code, lines), (0, vec!["ok".to_owned()]), "{err}");
     assert!(err.is_empty(), "{err}");
@@ -96,6 +96,7 @@ fn every_problem_is_one_line() {
 thread = "many"
 profile = 3
 harbor = 300
+tls_handshake_timeout = -1
 cpath = "./nocservice/?.so;./cservice/?.so"
 lua_path = "./lualib/?.lua;./nolualib/?/init.lua"
 lualoader = "./lualib/noloader.lua"
@@ -112,6 +113,7 @@ load_manifest = "manifest"
         "config: config key 'thread' must be an integer, got 'many'".to_owned(),
         "config: config key 'harbor' = 300 is out of range [0, 255]".to_owned(),
         "config: config key 'profile' must be a boolean, got '3'".to_owned(),
+        "config: config key 'tls_handshake_timeout' = -1 is out of range [0, 86400]".to_owned(),
         "config: config key 'cpath': directory './nocservice' does not exist".to_owned(),
         "config: config key 'lua_path': directory './nolualib' does not exist".to_owned(),
         "config: config key 'lualoader': file './lualib/noloader.lua' does not exist".to_owned(),

@@ -188,6 +188,76 @@ fn clients_outside_the_ca_and_plaintext_clients_never_reach_the_service() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The failed-handshake count the node's metrics endpoint reports.
+fn handshake_failures(metrics: u16) -> f64 {
+    let mut c = compat_tests::connect_loopback(metrics, IO_TIMEOUT);
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).expect("the metrics answer");
+    text.lines()
+        .find_map(|l| l.strip_prefix("skynet_tls_handshake_failures_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no failure count in {text}"))
+}
+
+/// `tls_handshake_timeout = 1`: a client that connects to a TLS listener and says nothing is
+/// closed once its second is up, with one log line naming it, and counted as a failed
+/// handshake; the service never hears of it and a client of the CA still gets in.
+#[test]
+fn a_silent_client_is_closed_when_its_handshake_times_out() {
+    let dir = scratch("timeout");
+    let ca = Ca::new("test ca");
+    let (port, metrics) = (compat_tests::free_port(), compat_tests::free_port());
+    let node = spawn_lua_with(
+        &format!("t_sd_echo 127.0.0.1 {port}"),
+        &format!(
+            "{}tls_listen = \":{port}\"\ntls_handshake_timeout = 1\n\
+             metrics = \"127.0.0.1:{metrics}\"\n",
+            ca.node_files(&dir, "n")
+        ),
+    );
+    let mut w = node.watch();
+    w.expect("] LISTEN ", TIMEOUT);
+    assert_eq!(handshake_failures(metrics), 0.0);
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let me = silent.local_addr().unwrap();
+    silent.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut buf = [0u8; 16];
+    match silent.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the node did not close the silent connection: {other:?}"),
+    }
+    let line = w.expect(&format!("tls handshake with {me} failed"), TIMEOUT);
+    assert!(
+        line.ends_with(&format!(
+            "socket-server: tls handshake with {me} failed: timed out"
+        )),
+        "{line}"
+    );
+    assert_eq!(handshake_failures(metrics), 1.0);
+    // A client of the CA after it: echoed.
+    let mine = ca.identity();
+    let mut c = tls_client(
+        ca.client_config(Some(&mine)),
+        compat_tests::connect_loopback(port, IO_TIMEOUT),
+    );
+    c.write_all(b"hello").unwrap();
+    let mut back = [0u8; 5];
+    c.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"hello");
+    c.write_all(b"QUIT").unwrap();
+    c.flush().unwrap();
+    // The silent client never reached the service.
+    w.expect("] ECHO accepted=1 closed=0 bytes=5 errors=0", TIMEOUT);
+    drop(w);
+    let out = node.finish(TIMEOUT);
+    out.assert_clean_exit();
+    out.assert_count("tls handshake with", 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `cluster_strict = true` on node 1: node 2's requests by handle, by `.localname` and a
 /// multipart one by handle get "Invalid name" and node 1 logs each with the peer; `@name`
 /// requests are served.
@@ -247,6 +317,145 @@ fn a_bad_key_file_stops_the_node() {
         text.contains("tls_key: ") && text.contains(&junk.display().to_string()),
         "{out}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A new node's announcement to the harbor master (our t_harbor's, as upstream's master
+/// reads it): 2-byte big-endian length, 'H', the harbor id, the link address.
+fn announcement(id: u8, address: &str) -> Vec<u8> {
+    let mut p = ((address.len() + 2) as u16).to_be_bytes().to_vec();
+    p.push(b'H');
+    p.push(id);
+    p.extend_from_slice(address.as_bytes());
+    p
+}
+
+/// A read's result says the peer closed the connection (end of stream, a reset, or a TLS
+/// alert), as opposed to a read timeout.
+fn closed_by_peer(r: std::io::Result<usize>, what: &str) {
+    use std::io::ErrorKind::{TimedOut, WouldBlock};
+    match r {
+        Ok(0) => {}
+        Err(e) if !matches!(e.kind(), WouldBlock | TimedOut) => {}
+        other => panic!("{what}: expected the node to close the connection, got {other:?}"),
+    }
+}
+
+/// Two of our nodes linked by the built-in harbor (our t_harbor slave/master), the master
+/// and both link ports in `tls_listen`: a raw client announcing itself to the master as
+/// harbor 2, in plaintext or with a certificate from another CA, is refused with one log line
+/// naming it, and the master never connects to the address it announced. Node 2 then
+/// announces itself over mutual TLS: node 1 connects its link there, and names and messages
+/// go both ways.
+#[test]
+fn harbor_master_over_mutual_tls_refuses_a_raw_node() {
+    if !compat_tests::require_modules(&["t_harbor"]) {
+        return;
+    }
+    let dir = scratch("harbor");
+    let ca = Ca::new("test ca");
+    let other = Ca::new("other ca");
+    let (master, link1, link2) = (
+        compat_tests::free_port(),
+        compat_tests::free_port(),
+        compat_tests::free_port(),
+    );
+    let node1 = Node::spawn(
+        &format!(
+            "harbor = 1\n{}tls_listen = \":{link1} :{master}\"\n\
+             tls_connect = \"127.0.0.1:{link2}\"\n",
+            ca.node_files(&dir, "h1")
+        ),
+        &format!("t_harbor slave 1 listen 0 {link1} {master}"),
+    );
+    let mut w1 = node1.watch();
+    w1.expect(&format!("] LISTEN link={link1} master={master}"), TIMEOUT);
+
+    // Where a raw node says its link listens: the master must never connect there.
+    let bait = TcpListener::bind("127.0.0.1:0").unwrap();
+    bait.set_nonblocking(true).unwrap();
+    let bait_addr = bait.local_addr().unwrap().to_string();
+    let hello = announcement(2, &bait_addr);
+
+    // In plaintext.
+    let mut raw = compat_tests::connect_loopback(master, IO_TIMEOUT);
+    let me = raw.local_addr().unwrap();
+    raw.write_all(&hello).unwrap();
+    // An alert at most, then the end of the stream.
+    let mut rest = Vec::new();
+    closed_by_peer(
+        raw.read_to_end(&mut rest).map(|_| 0),
+        "plaintext announcement",
+    );
+    assert!(rest.len() < 16, "{rest:?}");
+    let line = w1.expect(&format!("tls handshake with {me} failed"), TIMEOUT);
+    assert!(line.contains("socket-server: "), "{line}");
+    // With a certificate from another CA (it trusts our CA, so its side of the handshake
+    // completes and the announcement is sent encrypted).
+    let stranger = other.identity();
+    let mut c = tls_client(
+        ca.client_config(Some(&stranger)),
+        compat_tests::connect_loopback(master, IO_TIMEOUT),
+    );
+    let me = c.get_ref().local_addr().unwrap();
+    let _ = c.write_all(&hello);
+    let _ = c.flush();
+    closed_by_peer(c.read(&mut [0u8; 64]), "announcement from another CA");
+    w1.expect(&format!("tls handshake with {me} failed"), TIMEOUT);
+
+    // Node 2 announces itself over mutual TLS; node 1's client has been waiting for "echo".
+    let node2 = Node::spawn(
+        &format!(
+            "harbor = 2\n{}tls_listen = \":{link2}\"\ntls_connect = \"127.0.0.1:{master}\"\n",
+            ca.node_files(&dir, "h2")
+        ),
+        &format!("t_harbor slave 2 announce {master} {link2}"),
+    );
+    w1.expect(&format!("] MASTER ANNOUNCE 2 127.0.0.1:{link2}"), TIMEOUT);
+    w1.expect("] HARBOR CONNECT 2", TIMEOUT);
+    w1.expect("] REGISTER echo :02", TIMEOUT);
+    w1.expect("] SENT BYE", TIMEOUT);
+    let out2 = node2.finish(TIMEOUT);
+    w1.expect("] HARBOR DOWN 2", TIMEOUT);
+    w1.expect("] DONE", TIMEOUT);
+    drop(w1);
+    let out1 = node1.finish(TIMEOUT);
+
+    // All of node 1's work happened after the raw announcements: had the master acted on
+    // one, it would have connected to the bait long before.
+    match bait.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the master connected to the raw node's address: {other:?}"),
+    }
+    out2.assert_clean_exit();
+    out2.assert_checks(&[
+        "launch_harbor",
+        "launch_echo",
+        "echo_from_node1",
+        "link_first_read",
+    ]);
+    out2.assert_line_containing("] MASTER ANNOUNCED");
+    out2.assert_line_containing("] HARBOR ACCEPT 1");
+    out2.assert_line_containing("ECHO type=0 session=1 hello-name");
+    out2.assert_line_containing("ECHO type=10 session=5 len=100000");
+    out2.assert_line_containing("ECHO type=0 session=2 hello-handle");
+    out2.assert_no_line_containing("tls handshake");
+    out1.assert_clean_exit();
+    out1.assert_checks(&[
+        "launch_harbor",
+        "launch_client",
+        "by_name",
+        "reply_from_node2",
+        "big_by_name",
+        "by_handle",
+        "unknown_destination_error",
+        "down_error_by_handle",
+        "down_error_by_name",
+    ]);
+    out1.assert_count("MASTER ANNOUNCE ", 1);
+    out1.assert_no_line_containing(&bait_addr);
+    out1.assert_no_line_containing("HARBOR ACCEPT");
+    out1.assert_count("tls handshake with", 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

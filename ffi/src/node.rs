@@ -108,9 +108,7 @@ pub fn read_core_keys(file: &str) -> Result<CoreConfig, String> {
         )? as usize,
         send_limit: k.int("socket_send_limit", defaults.send_limit as i64, 0..=1 << 40)? as usize,
         // Read once, at start: a bad file stops the node here.
-        tls: load_tls(&k)
-            .map_err(|e| format!("{file}: {e}"))?
-            .map(std::sync::Arc::new),
+        tls: load_tls(&k)?.map(std::sync::Arc::new),
     };
     let queue_limits = QueueLimits {
         messages: k.int("queue_limit", DEFAULT_QUEUE_LIMIT as i64, 0..=1 << 40)? as usize,
@@ -225,7 +223,7 @@ pub fn check_keys(file: &str) -> Vec<String> {
         out.push(e);
     }
     if let Err(e) = load_tls(&k) {
-        out.push(format!("{file}: {e}"));
+        out.push(e);
     }
     // Only parsed: binding it here would fail while the node being checked is running.
     if let Some(addr) = k.string("metrics", None) {
@@ -262,13 +260,28 @@ fn metrics_listener(file: &str, addr: &str) -> Result<std::net::TcpListener, Str
     })
 }
 
-/// The TLS policy of the `tls_*` keys (`None` when no key is set).
+/// Seconds a TLS handshake may take when `tls_handshake_timeout` is not set.
+const DEFAULT_TLS_HANDSHAKE_TIMEOUT: i64 = 10;
+
+/// The TLS policy of the `tls_*` keys (`None` when no file or endpoint key is set); errors
+/// name the file and the key.
 fn load_tls(k: &Keys) -> Result<Option<TlsPolicy>, String> {
+    // Not written into the env when unset (a key upstream does not have).
+    let handshake_timeout = match env().get_str("tls_handshake_timeout") {
+        Some(_) => k.int(
+            "tls_handshake_timeout",
+            DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+            0..=86400,
+        )?,
+        None => DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+    };
     TlsPolicy::load(&TlsFiles {
         cert: k.string("tls_cert", None),
         key: k.string("tls_key", None),
         ca: k.string("tls_ca", None),
         listen: k.string("tls_listen", None).unwrap_or_default(),
         connect: k.string("tls_connect", None).unwrap_or_default(),
+        handshake_timeout: handshake_timeout as u64,
     })
+    .map_err(|e| format!("{}: {e}", k.file))
 }

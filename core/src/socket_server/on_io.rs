@@ -298,10 +298,7 @@ impl ThreadState<'_> {
             }
         };
         if let Some(reason) = failed {
-            self.log(&format!(
-                "socket-server: tls handshake with {} failed: {reason}",
-                t.peer
-            ));
+            self.handshake_failed(&t.peer, &reason);
             if t.accepted_by.is_none() {
                 self.emit(
                     s.owner,
@@ -406,6 +403,7 @@ impl ThreadState<'_> {
         }
         if let Some(t) = s.tls.as_mut() {
             t.tcp_up = true;
+            self.arm_handshake(s.id, t);
             return self.tls_handshake(s);
         }
         s.state = State::Connected;
@@ -472,10 +470,7 @@ impl ThreadState<'_> {
                 let conn = match self.server.tls.as_ref().map(|p| p.server_conn()) {
                     Some(Ok(conn)) => conn,
                     Some(Err(e)) => {
-                        self.log(&format!(
-                            "socket-server: tls handshake with {} failed: {e}",
-                            addr_name(&peer)
-                        ));
+                        self.handshake_failed(&addr_name(&peer), &e);
                         self.server.slots.release(id);
                         continue;
                     }
@@ -487,6 +482,7 @@ impl ThreadState<'_> {
                 let mut t = TlsState::new(conn, addr_name(&peer));
                 t.tcp_up = true;
                 t.accepted_by = Some((l.id, l.owner));
+                self.arm_handshake(id, &mut t);
                 s.tls = Some(Box::new(t));
                 // Read for the handshake; ACCEPT once it succeeded.
                 let Ok(s) = self.register(s, true, false) else {

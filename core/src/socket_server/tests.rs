@@ -1237,6 +1237,7 @@ mod tls {
             ca: w("ca.pem", &ca.pem),
             listen: listen.to_owned(),
             connect: connect.to_owned(),
+            handshake_timeout: 0,
         }
     }
 
@@ -1470,6 +1471,61 @@ mod tls {
         assert_eq!((ev.ty, ev.id, ev.owner), (event::ERROR, cid, 5), "{ev:?}");
         assert!(ev.text.contains("tls handshake failed"), "{ev:?}");
         wait_log(&h, &format!("tls handshake with 127.0.0.1:{port} failed"));
+        assert_eq!(h.srv.state(cid), None);
+    }
+
+    #[test]
+    fn a_silent_client_is_closed_when_its_handshake_times_out() {
+        let ca = Ca::new("ca one");
+        let port = free_port();
+        let h = harness(&TlsFiles {
+            handshake_timeout: 1,
+            ..files(&ca, &format!(":{port}"), "")
+        });
+        let lid = listen_at(&h, 1, port);
+        let failures = crate::metrics::tls_handshake_failures();
+        let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let me = silent.local_addr().unwrap();
+        silent.set_read_timeout(Some(WAIT)).unwrap();
+        let mut buf = [0u8; 16];
+        match silent.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+            other => panic!("the server did not close the silent connection: {other:?}"),
+        }
+        let line = wait_log(&h, "tls handshake with 127.0.0.1:");
+        assert_eq!(
+            line,
+            format!("socket-server: tls handshake with {me} failed: timed out")
+        );
+        assert!(crate::metrics::tls_handshake_failures() > failures);
+        wait_open(&h, 1);
+        assert!(h.rx.try_recv().is_err(), "the service never heard of it");
+        // A client that does its handshake gets in.
+        let _good = foreign_client(port, &ca, Some(&ca), b"hello").unwrap();
+        let ev = h.expect(event::ACCEPT, lid);
+        h.srv.start(2, ev.ud);
+        h.expect(event::CONNECT, ev.ud);
+        assert_eq!(h.read_data(ev.ud, 5), b"hello");
+    }
+
+    #[test]
+    fn an_outgoing_handshake_to_a_silent_server_reports_error_when_it_times_out() {
+        let ca = Ca::new("ca one");
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let h = harness(&TlsFiles {
+            handshake_timeout: 1,
+            ..files(&ca, "", &format!("127.0.0.1:{port}"))
+        });
+        let cid = h.srv.connect(5, "127.0.0.1", i32::from(port));
+        let ev = h.next();
+        assert_eq!((ev.ty, ev.id, ev.owner), (event::ERROR, cid, 5), "{ev:?}");
+        assert_eq!(ev.text, "tls handshake failed: timed out");
+        wait_log(
+            &h,
+            &format!("tls handshake with 127.0.0.1:{port} failed: timed out"),
+        );
         assert_eq!(h.srv.state(cid), None);
     }
 

@@ -7,6 +7,7 @@ use super::server::SocketServer;
 use super::sink::{Delivery, SocketEvent};
 use super::slot::{slot_of, State};
 use super::socket::{After, Io, Socket};
+use super::tls::TlsState;
 use super::{MAX_EVENT, MAX_REQUESTS_PER_ROUND, MAX_UDP_PACKAGE, RESOLVER_TOKEN, WAKE_TOKEN};
 use crate::poll::{PollEvent, Poller};
 use rustc_hash::FxHashMap as HashMap;
@@ -14,6 +15,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::net::Shutdown;
+use std::time::Instant;
 
 /// The socket thread's state other than the socket map.
 pub(super) struct ThreadState<'a> {
@@ -25,6 +27,9 @@ pub(super) struct ThreadState<'a> {
     /// Spare descriptor given up to accept-and-close when out of descriptors (EMFILE).
     pub(super) spare_fd: Option<File>,
     pub(super) udp_buf: Vec<u8>,
+    /// TLS handshakes under a time limit, (deadline, socket id), oldest first: the limit is
+    /// the same for all, so deadlines come in the order handshakes start.
+    pub(super) handshakes: VecDeque<(Instant, i32)>,
 }
 
 impl ThreadState<'_> {
@@ -38,6 +43,24 @@ impl ThreadState<'_> {
 
     pub(super) fn now(&self) -> u64 {
         self.server.sink.now()
+    }
+
+    /// One failed TLS handshake: its log line and the failure count.
+    pub(super) fn handshake_failed(&self, peer: &str, reason: &str) {
+        self.log(&format!(
+            "socket-server: tls handshake with {peer} failed: {reason}"
+        ));
+        crate::metrics::tls_handshake_failed();
+    }
+
+    /// Starts the clock on a TLS handshake, if the policy limits it.
+    pub(super) fn arm_handshake(&mut self, id: i32, t: &mut TlsState) {
+        let limit = self.server.tls.as_ref().and_then(|p| p.handshake_timeout());
+        if let Some(limit) = limit {
+            let deadline = Instant::now() + limit;
+            t.deadline = Some(deadline);
+            self.handshakes.push_back((deadline, id));
+        }
     }
 
     pub(super) fn sync(&self, s: &Socket) {
@@ -133,6 +156,7 @@ impl<'a> SocketThread<'a> {
                 out: Vec::new(),
                 spare_fd: File::open("/dev/null").ok(),
                 udp_buf: vec![0; MAX_UDP_PACKAGE],
+                handshakes: VecDeque::new(),
             },
             sockets: HashMap::default(),
             events: Vec::with_capacity(MAX_EVENT),
@@ -181,17 +205,57 @@ impl<'a> SocketThread<'a> {
             }
         }
         self.events = events;
+        if !self.env.handshakes.is_empty() {
+            self.expire_handshakes();
+        }
         self.env.server.sink.flush();
         true
     }
 
-    /// How long the next wait may block, in ms: for ever, or not at all while requests are
-    /// left over from the last round.
+    /// How long the next wait may block, in ms: not at all while requests are left over from
+    /// the last round, until the next handshake deadline, or for ever.
     pub(super) fn poll_timeout(&self) -> Option<u16> {
-        if self.backlog.is_empty() {
-            None
-        } else {
-            Some(0)
+        if !self.backlog.is_empty() {
+            return Some(0);
+        }
+        let (deadline, _) = self.env.handshakes.front()?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Rounded up: a wake-up before the deadline would find nothing to do.
+        let ms = left.as_millis() + u128::from(left.subsec_nanos() % 1_000_000 != 0);
+        Some(u16::try_from(ms).unwrap_or(u16::MAX))
+    }
+
+    /// Closes the connections whose TLS handshake outlived its deadline: one log line each,
+    /// counted as a failed handshake; an outgoing one's owner gets ERROR.
+    fn expire_handshakes(&mut self) {
+        let now = Instant::now();
+        while let Some(&(deadline, id)) = self.env.handshakes.front() {
+            if deadline > now {
+                break;
+            }
+            self.env.handshakes.pop_front();
+            // The socket may have finished its handshake, closed, or its id gone to another
+            // connection (whose deadline is another one).
+            let live = self.sockets.get(&id).is_some_and(|s| {
+                s.tls
+                    .as_ref()
+                    .is_some_and(|t| t.deadline == Some(deadline) && t.handshaking())
+            });
+            if !live {
+                continue;
+            }
+            self.with_socket(id, |env, s| {
+                if let Some(t) = s.tls.as_ref() {
+                    env.handshake_failed(&t.peer, "timed out");
+                    if t.accepted_by.is_none() {
+                        env.emit(
+                            s.owner,
+                            SocketEvent::error(s.id, "tls handshake failed: timed out"),
+                        );
+                    }
+                }
+                After::Close
+            });
         }
     }
 

@@ -14,6 +14,7 @@ use rustls::{ClientConfig, ClientConnection, Connection, RootCertStore, ServerCo
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A `host:port` or `:port` entry of `tls_listen` / `tls_connect`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,7 +61,8 @@ impl Endpoint {
 }
 
 /// Where the policy's files are and which endpoints it covers (config keys `tls_cert`,
-/// `tls_key`, `tls_ca`, `tls_listen`, `tls_connect`).
+/// `tls_key`, `tls_ca`, `tls_listen`, `tls_connect`), and how long a handshake may take
+/// (`tls_handshake_timeout`).
 #[derive(Clone, Debug, Default)]
 pub struct TlsFiles {
     pub cert: Option<String>,
@@ -68,6 +70,8 @@ pub struct TlsFiles {
     pub ca: Option<String>,
     pub listen: String,
     pub connect: String,
+    /// Seconds a handshake may take before the connection is closed; 0: no limit.
+    pub handshake_timeout: u64,
 }
 
 /// The loaded policy: rustls configurations for both sides and the endpoints they cover.
@@ -76,6 +80,7 @@ pub struct TlsPolicy {
     client: Arc<ClientConfig>,
     listen: Vec<Endpoint>,
     connect: Vec<Endpoint>,
+    handshake_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for TlsPolicy {
@@ -83,6 +88,7 @@ impl std::fmt::Debug for TlsPolicy {
         f.debug_struct("TlsPolicy")
             .field("listen", &self.listen)
             .field("connect", &self.connect)
+            .field("handshake_timeout", &self.handshake_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -149,7 +155,14 @@ impl TlsPolicy {
             client: Arc::new(client),
             listen,
             connect,
+            handshake_timeout: (files.handshake_timeout > 0)
+                .then(|| Duration::from_secs(files.handshake_timeout)),
         }))
+    }
+
+    /// How long a handshake may take (`None`: for ever).
+    pub fn handshake_timeout(&self) -> Option<Duration> {
+        self.handshake_timeout
     }
 
     /// Whether a listener asked for as `host:port` and bound to `bound` accepts TLS: an entry
@@ -202,6 +215,8 @@ pub(super) struct TlsState {
     pub(super) tcp_up: bool,
     /// Accepted: the listener (id, owner) to tell once the handshake succeeded.
     pub(super) accepted_by: Option<(i32, u32)>,
+    /// When the handshake times out (set once it runs, if the policy limits it).
+    pub(super) deadline: Option<Instant>,
 }
 
 /// Writes the records `conn` holds: Ok(true) once all are out, Ok(false) if the socket would
@@ -241,6 +256,7 @@ impl TlsState {
             peer,
             tcp_up: false,
             accepted_by: None,
+            deadline: None,
         }
     }
 
