@@ -25,6 +25,9 @@
 //!   full userdata as `push`'s block or to `drop`, a negative `push` size. A `push` of 0 bytes
 //!   frees the block without queueing a node. `pop` with a negative count returns nil like 0.
 //! - Sizes are 64-bit (upstream: `int`).
+//! - Buffers and pool chunks are recognised by a per-process tag in their memory (a buffer's
+//!   last word, a chunk's first), not by their metatable: a copy of one is refused as foreign.
+//!   A buffer passed whole to `send` sends that tag too.
 //! - `unpack` rejects a NULL/absent message and an inline message shorter than its header, and
 //!   returns no UDP address when a UDP message has no buffer.
 
