@@ -22,7 +22,9 @@ use std::sync::Arc;
 
 /// Pending length above which the first overload warning fires; it doubles after each warning.
 pub const OVERLOAD_THRESHOLD: usize = 1024;
-const INITIAL_CAPACITY: usize = 64;
+/// Slots a new queue starts with (it doubles as needed and keeps what it reached): most
+/// services never hold more than a few messages at once, and each slot costs every service.
+const INITIAL_CAPACITY: usize = 8;
 
 /// Default `queue_limit`: messages one service queue may hold.
 pub const DEFAULT_QUEUE_LIMIT: usize = 1_000_000;

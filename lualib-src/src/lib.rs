@@ -52,9 +52,9 @@ mod testlua;
 pub mod vm;
 
 #[cfg(feature = "embedded")]
-use lua::{ffi, CFunction};
+use lua::{ffi, lua_function, CFunction};
 #[cfg(feature = "embedded")]
-use std::ffi::CStr;
+use std::ffi::{c_int, CStr};
 
 /// Every built-in module: `require` name and opener.
 #[cfg(feature = "embedded")]
@@ -105,8 +105,42 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
     (c"ltls.init.c", ltls::luaopen_ltls_init_c),
 ];
 
+/// The opener of the built-in module `name`.
 #[cfg(feature = "embedded")]
-/// Makes every built-in module `require`-able in `l` through `package.preload`.
+pub fn builtin(name: &[u8]) -> Option<CFunction> {
+    MODULES
+        .iter()
+        .find(|(n, _)| n.to_bytes() == name)
+        .map(|&(_, open)| open)
+}
+
+/// `__index` of `package.preload`: `preload[name]` answers the opener of a built-in module
+/// (nil for any other key).
+#[cfg(feature = "embedded")]
+#[lua_function]
+unsafe extern "C-unwind" fn builtin_index(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: valid state; the key is argument 2 (only a string key is looked at, so that
+    // lua_tolstring converts nothing).
+    unsafe {
+        let open = if ffi::lua_type(l, 2) == ffi::LUA_TSTRING {
+            lua::to_bytes(l, 2).and_then(builtin)
+        } else {
+            None
+        };
+        match open {
+            Some(f) => ffi::lua_pushcfunction(l, f),
+            None => ffi::lua_pushnil(l),
+        }
+    }
+    1
+}
+
+#[cfg(feature = "embedded")]
+/// Makes every built-in module `require`-able in `l` through `package.preload`: a lookup of
+/// a built-in name in the preload table (what `require`'s first searcher does) answers its
+/// opener. The table itself stays empty and gets a metatable whose `__index` resolves the
+/// names on demand, so a VM pays nothing for the modules it never requires (as upstream's VMs,
+/// which find them as `luaclib/*.so` on `package.cpath`).
 ///
 /// # Safety
 /// `l` is a valid state with the package library open.
@@ -114,10 +148,67 @@ pub unsafe fn preload(l: *mut ffi::lua_State) {
     // SAFETY: valid state with `package` loaded.
     unsafe {
         ffi::luaL_getsubtable(l, ffi::LUA_REGISTRYINDEX, c"_PRELOAD".as_ptr());
-        for (name, open) in MODULES {
-            ffi::lua_pushcfunction(l, *open);
-            ffi::lua_setfield(l, -2, name.as_ptr());
-        }
+        ffi::lua_createtable(l, 0, 1);
+        ffi::lua_pushcfunction(l, builtin_index);
+        ffi::lua_setfield(l, -2, c"__index".as_ptr());
+        ffi::lua_setmetatable(l, -2);
         ffi::lua_pop(l, 1);
+    }
+}
+
+#[cfg(all(test, feature = "embedded"))]
+mod tests {
+    use crate::testlua::{new_state, run};
+
+    #[test]
+    fn builtin_modules_are_found_through_an_empty_preload_table() {
+        let st = new_state(&[], &[]);
+        // SAFETY: valid state with the standard libraries open.
+        unsafe { super::preload(st.0) };
+        run(
+            &st,
+            r#"
+            assert(next(package.preload) == nil, "the preload table holds no entry")
+            assert(rawget(package.preload, "lpeg") == nil)
+            assert(type(package.preload.lpeg) == "function")
+            assert(type(package.preload["skynet.core"]) == "function")
+            assert(package.preload["no.such.module"] == nil and package.preload[1] == nil)
+            local lpeg, where = require "lpeg"
+            assert(lpeg.version == "LPeg 1.1.0" and where == ":preload:", where)
+            assert(package.loaded.lpeg == lpeg and require "lpeg" == lpeg)
+            assert(require "md5.core" == package.loaded["md5.core"])
+            -- an entry of the program's own wins over a built-in of the same name
+            package.preload["sproto.core"] = function(name, extra) return { mine = name, extra = extra } end
+            local mine = require "sproto.core"
+            assert(mine.mine == "sproto.core" and mine.extra == ":preload:")
+            package.preload["my.mod"] = function() return "mine" end
+            assert(require "my.mod" == "mine")
+            local ok, err = pcall(require, "no.such.module")
+            assert(not ok and err:find("no field package.preload['no.such.module']", 1, true), err)
+            "#,
+        )
+        .unwrap();
+    }
+
+    /// The embedded Lua is built as upstream's: without the Lua 5.3 compatibility layer
+    /// (Lua 5.5 has `math.frexp` and `math.ldexp` again as standard functions).
+    #[test]
+    fn no_lua53_compatibility_functions() {
+        let st = new_state(&[], &[]);
+        let removed = if cfg!(feature = "lua55") {
+            r#""pow", "atan2", "cosh", "sinh", "tanh", "log10""#
+        } else {
+            r#""pow", "atan2", "cosh", "sinh", "tanh", "log10", "frexp", "ldexp""#
+        };
+        let code = r#"
+            for _, f in ipairs { REMOVED } do
+                assert(math[f] == nil, "math." .. f)
+            end
+            assert(math.sqrt and math.atan and math.ult, "the standard functions stay")
+            local mt = { __lt = function() return true end }
+            local ok, err = pcall(function() return setmetatable({}, mt) <= setmetatable({}, mt) end)
+            assert(not ok and err:find("attempt to compare", 1, true), err)
+            "#;
+        run(&st, &code.replace("REMOVED", removed)).unwrap();
     }
 }
