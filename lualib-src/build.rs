@@ -129,6 +129,9 @@ fn main() {
         .include(&dst)
         .warnings(false)
         .flag_if_supported("-fno-common")
+        // No frame pointers: cc keeps them whenever the profile has debug info, which costs
+        // every Lua API call a frame setup.
+        .force_frame_pointer(false)
         .cargo_metadata(false);
     let target = env::var("TARGET").unwrap_or_default();
     if target.contains("linux") || target.ends_with("bsd") {
@@ -143,6 +146,10 @@ fn main() {
     // every VM's math table has 27 fields instead of 35 (a hash part of 32 nodes, not 64).
     if env::var("PROFILE").as_deref() == Ok("debug") {
         build.define("LUA_USE_APICHECK", None);
+    } else {
+        // -O2, as Lua's own makefile: without frame pointers it runs as few instructions in
+        // the VM as -O3 (callgrind on skynet.send/call) with smaller code.
+        build.opt_level(2);
     }
     build.compile("skynet_lua");
     println!("cargo:rustc-link-search=native={}", out.display());

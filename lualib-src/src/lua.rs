@@ -60,14 +60,28 @@ pub unsafe fn guard(l: *mut lua_State, name: &'static str, f: CFunction) -> c_in
     // SAFETY: forwarded from the caller.
     match std::panic::catch_unwind(|| unsafe { f(l) }) {
         Ok(n) => n,
-        Err(payload) => {
-            let msg = format!("{name}: internal error: {}", panic_message(&*payload));
-            drop(payload);
-            // SAFETY: we are in a Lua C function (so inside a protected call or Lua's own
-            // error handler); nothing with a destructor is alive.
-            unsafe { raise_where(l, msg) }
-        }
+        // SAFETY: forwarded from the caller.
+        Err(payload) => unsafe { raise_panic(l, name, payload) },
     }
+}
+
+/// The panic branch of [`guard`], out of line: the guarded functions (every call of
+/// skynet.core.send) then save no registers for it.
+///
+/// # Safety
+/// As [`guard`]; called with nothing of the guarded function alive.
+#[cold]
+#[inline(never)]
+unsafe fn raise_panic(
+    l: *mut lua_State,
+    name: &'static str,
+    payload: Box<dyn std::any::Any + Send>,
+) -> ! {
+    let msg = format!("{name}: internal error: {}", panic_message(&*payload));
+    drop(payload);
+    // SAFETY: we are in a Lua C function (so inside a protected call or Lua's own error
+    // handler); nothing with a destructor is alive.
+    unsafe { raise_where(l, msg) }
 }
 
 /// The text of a panic payload (`panic!` with a message gives a `&str` or a `String`).
