@@ -268,6 +268,14 @@ impl Context {
         drop(stale);
     }
 
+    /// A handler's panic, logged; out of line so that the dispatch path saves no registers
+    /// for it.
+    #[cold]
+    #[inline(never)]
+    fn report_panic(&self, e: Box<dyn std::any::Any + Send>) {
+        self.error(format!("error: service panicked: {}", panic_text(&*e)));
+    }
+
     fn dispatch_message(&self, msg: Message, held: &mut HeldCallback, clock: &mut CpuClock) {
         set_current_handle(self.handle);
         if self.log_on.load(Ordering::Relaxed) {
@@ -288,7 +296,7 @@ impl Context {
         // A panicking handler must not take the worker thread down with it.
         let call = |cb: &mut Box<dyn Callback>| {
             if let Err(e) = catch_unwind(AssertUnwindSafe(|| cb.call(self, msg))) {
-                self.error(format!("error: service panicked: {}", panic_text(&*e)));
+                self.report_panic(e);
             }
         };
         if self.profile {

@@ -66,6 +66,36 @@ fn panics_in_create_or_init_fail_the_launch_and_leave_nothing_registered() {
     assert_eq!(node.total(), 1);
 
     pointer_carrying_types_are_refused_on_every_send_path(node, h);
+    a_panicking_handler_is_caught_and_the_service_serves_on(node, h);
+}
+
+/// A handler that panics loses that message only: the panic is caught around the call, and
+/// the next message reaches the same handler.
+fn a_panicking_handler_is_caught_and_the_service_serves_on(node: &Node, h: u32) {
+    use skynet_core::payload::Payload;
+    use skynet_core::ptype;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let ctx = node.grab(h).expect("live");
+    ctx.dispatch_all(); // whatever the previous checks queued
+    static SEEN: AtomicUsize = AtomicUsize::new(0);
+    ctx.set_callback(Some(Box::new(
+        |_: &Context, m: skynet_core::mq::Message| {
+            SEEN.fetch_add(1, Ordering::Relaxed);
+            if m.data.as_slice() == b"boom" {
+                panic!("handler exploded");
+            }
+        },
+    )));
+    for text in [&b"boom"[..], b"after"] {
+        let p = Payload::copy_from(text);
+        assert_eq!(node.send(None, 7, h, ptype::TEXT, 0, p), 0);
+    }
+    ctx.dispatch_all();
+    assert_eq!(
+        SEEN.load(Ordering::Relaxed),
+        2,
+        "the message after the panic was not handled"
+    );
 }
 
 /// PTYPE_SOCKET and PTYPE_SYSTEM carry pointers only the core may produce: a send of either, by

@@ -80,18 +80,26 @@ const _: () = {
 };
 
 /// Runs `f`, turning a panic into a logged error and `default`.
+#[inline]
 pub(crate) fn guard<R>(what: &str, default: R, f: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(e) => {
-            let why = skynet_core::server::panic_text(&*e);
-            let text = format!("error: panic in {what}: {why}");
-            match skynet_core::try_node() {
-                Some(n) => n.log(0, text),
-                None => eprintln!("{text}"),
-            }
+            report_panic(what, e);
             default
         }
+    }
+}
+
+/// [`guard`]'s panic branch, out of line: the guarded call saves no registers for it.
+#[cold]
+#[inline(never)]
+fn report_panic(what: &str, e: Box<dyn std::any::Any + Send>) {
+    let why = skynet_core::server::panic_text(&*e);
+    let text = format!("error: panic in {what}: {why}");
+    match skynet_core::try_node() {
+        Some(n) => n.log(0, text),
+        None => eprintln!("{text}"),
     }
 }
 
