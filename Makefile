@@ -15,7 +15,7 @@ HEADERS := $(wildcard include/*.h)
 LUA_INC ?= /usr/include/lua5.4
 LMODS := $(if $(wildcard $(LUA_INC)/lua.h),$(patsubst compat-tests/luaclib/%.c,$(BUILD)/luaclib/%.so,$(wildcard compat-tests/luaclib/*.c)))
 
-.PHONY: all skynet lib install install-files luaclib test test-lua55 test-threads fuzz-smoke bench bench-upstream bench-chart cmods bmods emods lmods run clean fmt lint headers
+.PHONY: all skynet lib install install-files container-test luaclib test test-lua55 test-threads fuzz-smoke bench bench-upstream bench-chart cmods bmods emods lmods run clean fmt lint headers
 
 all: skynet lib luaclib cmods emods lmods bmods
 
@@ -61,6 +61,12 @@ install-files:
 	install -m 755 libskynet.so $(DESTDIR)$(PREFIX)/lib/libskynet.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)|' \
 		-e 's|@LIBS@|$(LIB_LIBS)|' skynet.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/skynet.pc
+
+# The Dockerfile built with podman (base images made locally, no Docker Hub) and the image run
+# on a mounted node directory: tools/container-test. Slow, needs root, podman and debootstrap;
+# not part of `make test` or CI.
+container-test:
+	tools/container-test
 
 cmods: $(CMODS)
 
