@@ -14,12 +14,18 @@ RUN make skynet lib \
     && make install-files PREFIX=/opt/skynet
 
 FROM debian:bookworm-slim
-RUN useradd --system --user-group --home-dir /srv/skynet --shell /usr/sbin/nologin skynet \
+# tini is pid 1: the kernel gives pid 1 of a container no default signal actions, so the node
+# itself as pid 1 would ignore the SIGTERM of `docker stop` (and be killed after the timeout);
+# under tini the node gets the signal and ends at once.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --user-group --home-dir /srv/skynet --shell /usr/sbin/nologin skynet \
     && mkdir -p /srv/skynet && chown skynet:skynet /srv/skynet
 COPY --from=build /opt/skynet /opt/skynet
 ENV PATH=/opt/skynet/bin:$PATH
 USER skynet
 WORKDIR /srv/skynet
 VOLUME ["/srv/skynet"]
-ENTRYPOINT ["skynet"]
+ENTRYPOINT ["/usr/bin/tini", "--", "skynet"]
 CMD ["/srv/skynet/config"]

@@ -15,7 +15,7 @@ HEADERS := $(wildcard include/*.h)
 LUA_INC ?= /usr/include/lua5.4
 LMODS := $(if $(wildcard $(LUA_INC)/lua.h),$(patsubst compat-tests/luaclib/%.c,$(BUILD)/luaclib/%.so,$(wildcard compat-tests/luaclib/*.c)))
 
-.PHONY: all skynet lib install install-files luaclib test test-lua55 test-threads fuzz-smoke bench bench-upstream bench-chart cmods bmods emods lmods run clean fmt lint headers
+.PHONY: all skynet lib lib-lua55 install install-files container-test luaclib test test-lua55 test-threads fuzz-smoke bench bench-upstream bench-chart cmods bmods emods lmods run clean fmt lint headers
 
 all: skynet lib luaclib cmods emods lmods bmods
 
@@ -37,11 +37,20 @@ skynet:
 # include/skynet_static.h). The .so is linked from the whole archive so that it exports every
 # global symbol of it (the C ABI, skynet_error, the Lua C API), as the executable does.
 LIB_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+# $(call link_so,DIR): DIR/libskynet.so from DIR/libskynet.a.
+link_so = $(CC) -shared -o $(1)/libskynet.so -Wl,-soname,libskynet.so \
+	-Wl,--whole-archive $(1)/libskynet.a -Wl,--no-whole-archive $(LIB_LIBS)
 lib:
 	$(CARGO) build --release -p skynet-ffi --lib
 	cp $${CARGO_TARGET_DIR:-target}/release/libskynet_ffi.a ./libskynet.a
-	$(CC) -shared -o libskynet.so -Wl,-soname,libskynet.so \
-		-Wl,--whole-archive ./libskynet.a -Wl,--no-whole-archive $(LIB_LIBS)
+	$(call link_so,.)
+
+# The same with Lua 5.5 (skynet master): target-lua55/libskynet.{a,so}.
+LUA55_TARGET := $(CURDIR)/target-lua55
+lib-lua55:
+	CARGO_TARGET_DIR=$(LUA55_TARGET) $(CARGO) build --release -p skynet-ffi --lib --no-default-features --features lua55
+	cp $(LUA55_TARGET)/release/libskynet_ffi.a $(LUA55_TARGET)/libskynet.a
+	$(call link_so,$(LUA55_TARGET))
 
 # make install PREFIX=/opt/skynet [DESTDIR=...]: bin/skynet, include/skynet/*.h,
 # lib/libskynet.{a,so}, lib/pkgconfig/skynet.pc. A C module then builds with
@@ -61,6 +70,12 @@ install-files:
 	install -m 755 libskynet.so $(DESTDIR)$(PREFIX)/lib/libskynet.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)|' \
 		-e 's|@LIBS@|$(LIB_LIBS)|' skynet.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/skynet.pc
+
+# The Dockerfile built with podman (base images made locally, no Docker Hub) and the image run
+# on a mounted node directory: tools/container-test. Slow, needs root, podman and debootstrap;
+# not part of `make test` or CI.
+container-test:
+	tools/container-test
 
 cmods: $(CMODS)
 
@@ -90,7 +105,7 @@ $(BUILD)/bench/%.so: compat-tests/bench/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SHARED) -o $@ $<
 
-LUA55_BIN := $(CURDIR)/target-lua55/release/skynet
+LUA55_BIN := $(LUA55_TARGET)/release/skynet
 
 # Under `make test` a test whose module or binary is missing fails instead of skipping.
 test test-lua55 test-threads: export SKYNET_REQUIRE_ALL := 1
@@ -109,8 +124,10 @@ test-threads: all
 # that runs the executable.
 test-lua55:
 	$(CARGO) test --release -p skynet-lualib --no-default-features --features lua55
-	CARGO_TARGET_DIR=$(CURDIR)/target-lua55 $(CARGO) build --release -p skynet-ffi --no-default-features --features lua55
-	SKYNET_BIN=$(LUA55_BIN) SKYNET_LUA=5.5 $(CARGO) test --release -p compat-tests
+	CARGO_TARGET_DIR=$(LUA55_TARGET) $(CARGO) build --release -p skynet-ffi --no-default-features --features lua55
+	$(MAKE) lib-lua55
+	SKYNET_BIN=$(LUA55_BIN) SKYNET_LUA=5.5 SKYNET_LIBSKYNET=$(LUA55_TARGET)/libskynet.a \
+		$(CARGO) test --release -p compat-tests
 	SKYNET_BIN=$(LUA55_BIN) SKYNET_LUA=5.5 $(CARGO) test --release -p skynet-ffi --test abi_symbols
 
 ECHO_LOAD := $${CARGO_TARGET_DIR:-target}/release/echo_load
@@ -146,7 +163,7 @@ UPSTREAM_IS_LUA55 = $(shell grep -qE '^\#define[[:space:]]+LUA_VERSION_MINOR_N[[
 bench-upstream: skynet bmods
 	@if [ -z "$(UPSTREAM)" ]; then echo "usage: make bench-upstream UPSTREAM=path/to/built/skynet"; exit 2; fi
 	$(CARGO) build --release -p compat-tests --bin echo_load
-	$(if $(UPSTREAM_IS_LUA55),CARGO_TARGET_DIR=$(CURDIR)/target-lua55 $(CARGO) build --release -p skynet-ffi --no-default-features --features lua55)
+	$(if $(UPSTREAM_IS_LUA55),CARGO_TARGET_DIR=$(LUA55_TARGET) $(CARGO) build --release -p skynet-ffi --no-default-features --features lua55)
 	python3 compat-tests/bench/upstream/bench_upstream.py --upstream "$(UPSTREAM)" \
 		--ours $(if $(UPSTREAM_IS_LUA55),$(LUA55_BIN),./skynet) --moddir $(BUILD)/bench \
 		--echo-load $(ECHO_LOAD) --out $(BENCH_UP_DIR)/$(notdir $(abspath $(UPSTREAM)))

@@ -13,6 +13,13 @@ void *t_static_create(void);
 int t_static_init(void *inst, struct skynet_context *ctx, const char *parm);
 void t_static_release(void *inst);
 
+/* The Lua auxiliary library's code cache set-up that a main written for skynet's patched Lua
+ * calls at start; stock Lua headers do not declare it, so the program does. */
+void luaL_initcodecache(void);
+/* From the Lua C API libskynet carries (lua_Number is double; the state is not used). */
+struct lua_State;
+double lua_version(struct lua_State *L);
+
 /* The key's value, or `def` written into the env first. */
 static const char *
 opt_string(const char *key, const char *def) {
@@ -36,6 +43,10 @@ main(int argc, char *argv[]) {
 		fprintf(stderr, "usage: %s CONFIG\n", argv[0]);
 		return 2;
 	}
+	/* twice: a repeated set-up must be harmless */
+	luaL_initcodecache();
+	luaL_initcodecache();
+	fprintf(stderr, "MAIN lua_version=%d\n", (int)lua_version(NULL));
 	skynet_globalinit();
 	skynet_env_init();
 	if (skynet_config_load(argv[1]) != 0)

@@ -2,7 +2,9 @@
 //! statically (compat-tests/relink/t_static.c) relinks against `libskynet.a` (built by `make`):
 //! it reads its config with `skynet_config_load`, registers the module with
 //! `skynet_module_register_static`, starts the node with `skynet_start` and gets control back
-//! when the node ends.
+//! when the node ends. Its `main` also calls `luaL_initcodecache` (twice) and `lua_version`,
+//! which must answer the Lua of the archive: `SKYNET_LIBSKYNET` names another `libskynet.a`
+//! (`make test-lua55` passes the Lua 5.5 build with `SKYNET_LUA=5.5`).
 
 mod relink_common;
 
@@ -12,7 +14,18 @@ use std::process::Command;
 
 #[test]
 fn own_main_with_a_static_module_relinks_against_libskynet_a() {
-    let lib = repo_root().join("libskynet.a");
+    let lib = match std::env::var_os("SKYNET_LIBSKYNET") {
+        Some(p) => {
+            let p = std::path::PathBuf::from(p);
+            assert!(
+                p.is_file(),
+                "SKYNET_LIBSKYNET={} is not a file",
+                p.display()
+            );
+            p
+        }
+        None => repo_root().join("libskynet.a"),
+    };
     if !lib.is_file() {
         skip_missing(format_args!("{} is not built (run `make`)", lib.display()));
         return;
@@ -57,5 +70,14 @@ fn own_main_with_a_static_module_relinks_against_libskynet_a() {
         out.status
     );
     assert_static_run(&stdout, &stderr);
+    let lua = match std::env::var("SKYNET_LUA").as_deref() {
+        Ok("5.5") => 505,
+        _ => 504,
+    };
+    assert!(
+        stderr.contains(&format!("MAIN lua_version={lua}\n")),
+        "{} does not hold Lua {lua}:\n{stderr}",
+        lib.display()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

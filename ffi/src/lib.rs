@@ -9,5 +9,6 @@
 
 mod abi;
 mod cmodule;
+mod codecache;
 mod config;
 mod node;

@@ -3,6 +3,7 @@
 mod abi;
 mod check;
 mod cmodule;
+mod codecache;
 mod config;
 mod malloc_hook;
 mod node;

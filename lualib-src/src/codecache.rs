@@ -31,6 +31,13 @@ use std::path::Path;
 mod shared;
 use shared::{clear as clear_cache, load_cached};
 
+/// Sets the process's code cache up now instead of at the first load (what a custom `main`
+/// calling `luaL_initcodecache` expects). Calling it again, or after files were cached, does
+/// nothing.
+pub fn init() {
+    shared::init();
+}
+
 const MODE_KEY: &CStr = c"skynet.codecache.mode";
 
 #[derive(Clone, Copy, PartialEq, Eq)]

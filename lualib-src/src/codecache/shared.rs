@@ -34,6 +34,11 @@ fn compiler() -> &'static Mutex<Compiler> {
     })
 }
 
+/// Creates the compiler state now rather than at the first cached load; later calls do nothing.
+pub(super) fn init() {
+    compiler();
+}
+
 pub(super) fn clear() {
     // The compiled functions stay anchored in the compiler state (see `compile`): a VM may
     // be cloning one of them right now.
