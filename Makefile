@@ -15,7 +15,7 @@ HEADERS := $(wildcard include/*.h)
 LUA_INC ?= /usr/include/lua5.4
 LMODS := $(if $(wildcard $(LUA_INC)/lua.h),$(patsubst compat-tests/luaclib/%.c,$(BUILD)/luaclib/%.so,$(wildcard compat-tests/luaclib/*.c)))
 
-.PHONY: all skynet lib lib-lua55 install install-files container-test luaclib test test-lua55 test-threads fuzz-smoke bench bench-upstream bench-chart cmods bmods emods lmods run clean fmt lint headers
+.PHONY: all skynet lib lib-lua55 install install-files container-test systemd-test luaclib test test-lua55 test-threads fuzz-smoke bench bench-upstream bench-chart cmods bmods emods lmods run clean fmt lint headers
 
 all: skynet lib luaclib cmods emods lmods bmods
 
@@ -76,6 +76,12 @@ install-files:
 # not part of `make test` or CI.
 container-test:
 	tools/container-test
+
+# examples/systemd/skynet.service run under systemd as pid 1 of a podman container (the base
+# image of container-test plus the systemd package): tools/systemd-test. Needs root, podman and
+# debootstrap; not part of `make test` or CI.
+systemd-test:
+	tools/systemd-test
 
 cmods: $(CMODS)
 
