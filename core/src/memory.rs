@@ -38,6 +38,17 @@ pub trait Accounting: Sync {
     /// # Safety
     /// `ptr` is NULL or a live block of [`Accounting::raw_realloc`].
     unsafe fn raw_free(&self, ptr: *mut c_void);
+    /// Frees a block of [`Accounting::raw_realloc`] whose size the caller knows (a Lua heap's
+    /// `osize`), which lets the allocator skip looking the size up.
+    ///
+    /// # Safety
+    /// `ptr` is NULL or a live block of [`Accounting::raw_realloc`], last requested with
+    /// `size` bytes.
+    unsafe fn raw_free_sized(&self, ptr: *mut c_void, size: usize) {
+        let _ = size;
+        // SAFETY: the contract of raw_free is part of this one.
+        unsafe { self.raw_free(ptr) }
+    }
 }
 
 static ACCOUNTING: OnceLock<&'static dyn Accounting> = OnceLock::new();

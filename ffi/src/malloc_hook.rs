@@ -543,9 +543,11 @@ impl Accounting for Jemalloc {
     }
 
     unsafe fn raw_realloc(&self, ptr: *mut c_void, new: usize) -> *mut c_void {
+        // The malloc/free entry points, not mallocx/dallocx: only they take jemalloc's fast
+        // path (thread cache, no option parsing), which a Lua heap hits for every object.
         if ptr.is_null() {
             // SAFETY: new > 0 per the contract.
-            unsafe { je::mallocx(new, 0) }
+            unsafe { je::malloc(new) }
         } else {
             // SAFETY: ptr is a raw block per the contract.
             unsafe { je::rallocx(ptr, new, 0) }
@@ -553,9 +555,15 @@ impl Accounting for Jemalloc {
     }
 
     unsafe fn raw_free(&self, ptr: *mut c_void) {
+        // SAFETY: ptr is NULL or a raw block per the contract (free takes NULL).
+        unsafe { je::free(ptr) }
+    }
+
+    unsafe fn raw_free_sized(&self, ptr: *mut c_void, size: usize) {
         if !ptr.is_null() {
-            // SAFETY: ptr is a raw block per the contract.
-            unsafe { je::dallocx(ptr, 0) }
+            // SAFETY: ptr is a raw block last requested with `size` bytes per the contract,
+            // which is what sized deallocation asks (it then needs no size-class lookup).
+            unsafe { je::sdallocx(ptr, size, 0) }
         }
     }
 }

@@ -277,7 +277,48 @@ unsafe extern "C-unwind" fn signal_hook(l: *mut lua_State, _ar: *mut lua_Debug) 
 
 /// The snlua allocator: counts bytes and blocks, enforces the limit, warns at doubling
 /// thresholds, allocates outside the per-service C accounting (or from libc).
+///
+/// Freeing is the one path kept here, without the others' register saves: closing a VM frees
+/// every object of its heap, one call each.
 unsafe extern "C" fn lalloc(
+    ud: *mut c_void,
+    ptr: *mut c_void,
+    osize: usize,
+    nsize: usize,
+) -> *mut c_void {
+    if nsize != 0 {
+        // SAFETY: the arguments of this allocator, passed on.
+        return unsafe { lalloc_grow(ud, ptr, osize, nsize) };
+    }
+    if !ptr.is_null() {
+        // SAFETY: ud is the owning Vm (set at lua_newstate).
+        let vm = unsafe { &*(ud as *const Vm) };
+        // Only the thread running the VM allocates, so the counters need no read-modify-write
+        // atomics (they are atomics only so that other threads can read them).
+        let stat = &vm.stat;
+        let bytes = stat.bytes.load(Ordering::Relaxed);
+        stat.bytes
+            .store(bytes.saturating_sub(osize), Ordering::Relaxed);
+        let blocks = stat.blocks.load(Ordering::Relaxed);
+        stat.blocks
+            .store(blocks.saturating_sub(1), Ordering::Relaxed);
+        match vm.raw {
+            // SAFETY: ptr came from this allocator, which is fixed for the VM's life, and Lua
+            // passes the size it last asked for the block as osize.
+            Some(a) => unsafe { a.raw_free_sized(ptr, osize) },
+            // SAFETY: as above (libc).
+            None => unsafe { libc::free(ptr) },
+        }
+    }
+    std::ptr::null_mut()
+}
+
+/// [`lalloc`] with `nsize > 0`: allocation or reallocation.
+///
+/// # Safety
+/// The arguments of a Lua allocator call on the VM `ud`, with `nsize > 0`.
+#[inline(never)]
+unsafe fn lalloc_grow(
     ud: *mut c_void,
     ptr: *mut c_void,
     osize: usize,
@@ -285,27 +326,8 @@ unsafe extern "C" fn lalloc(
 ) -> *mut c_void {
     // SAFETY: ud is the owning Vm (set at lua_newstate).
     let vm = unsafe { &*(ud as *const Vm) };
-    // Only the thread running the VM allocates, so the counters need no read-modify-write
-    // atomics (they are atomics only so that other threads can read them).
     let stat = &vm.stat;
     let old = if ptr.is_null() { 0 } else { osize };
-    if nsize == 0 {
-        if !ptr.is_null() {
-            let bytes = stat.bytes.load(Ordering::Relaxed);
-            stat.bytes
-                .store(bytes.saturating_sub(old), Ordering::Relaxed);
-            let blocks = stat.blocks.load(Ordering::Relaxed);
-            stat.blocks
-                .store(blocks.saturating_sub(1), Ordering::Relaxed);
-            match vm.raw {
-                // SAFETY: ptr came from this allocator, which is fixed for the VM's life.
-                Some(a) => unsafe { a.raw_free(ptr) },
-                // SAFETY: as above (libc).
-                None => unsafe { libc::free(ptr) },
-            }
-        }
-        return std::ptr::null_mut();
-    }
     let mem = vm.stat.bytes.load(Ordering::Relaxed);
     let new_mem = mem.saturating_sub(old) + nsize;
     let limit = vm.mem_limit.load(Ordering::Relaxed);
