@@ -145,3 +145,11 @@ fn malloc_stats_can_be_turned_off() {
     out.assert_line(&line(BOOT, "DONE"));
     assert_eq!(debug_memory(&out, BOOT, "held"), 0, "{out}");
 }
+
+#[test]
+fn killed_services_give_their_lua_heaps_back() {
+    // jemalloc's allocated bytes rise by the children's Lua heaps and fall back when they are
+    // killed (the VM frees each object with its size)
+    let out = run_lua_with("t_heapback", "");
+    out.assert_checks(&["heaps_allocated", "heaps_given_back"]);
+}
