@@ -43,7 +43,7 @@ pub trait Accounting: Sync {
     ///
     /// # Safety
     /// `ptr` is NULL or a live block of [`Accounting::raw_realloc`], last requested with
-    /// `size` bytes.
+    /// `size` bytes, or `size` is 0 (unknown).
     unsafe fn raw_free_sized(&self, ptr: *mut c_void, size: usize) {
         let _ = size;
         // SAFETY: the contract of raw_free is part of this one.

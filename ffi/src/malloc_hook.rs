@@ -560,11 +560,18 @@ impl Accounting for Jemalloc {
     }
 
     unsafe fn raw_free_sized(&self, ptr: *mut c_void, size: usize) {
-        if !ptr.is_null() {
-            // SAFETY: ptr is a raw block last requested with `size` bytes per the contract,
-            // which is what sized deallocation asks (it then needs no size-class lookup).
-            unsafe { je::sdallocx(ptr, size, 0) }
+        if ptr.is_null() {
+            return;
         }
+        if size == 0 {
+            // Lua itself always passes the block's size; a C module freeing through
+            // `lua_getallocf` with osize 0 has not, and gets the unsized free.
+            // SAFETY: ptr is a raw block per the contract.
+            return unsafe { je::free(ptr) };
+        }
+        // SAFETY: ptr is a raw block last requested with `size` bytes per the contract,
+        // which is what sized deallocation asks (it then needs no size-class lookup).
+        unsafe { je::sdallocx(ptr, size, 0) }
     }
 }
 
