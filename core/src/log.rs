@@ -48,7 +48,7 @@ fn hex(out: &mut String, bytes: &[u8]) {
 fn format_message(msg: &Message, now: u64) -> String {
     let data = msg.data.as_slice();
     let mut out = String::with_capacity(48 + data.len() * 2);
-    if i32::from(msg.ty) == ptype::SOCKET && data.len() >= 24 {
+    if msg.ty as i32 == ptype::SOCKET && data.len() >= 24 {
         let int = |at: usize| i32::from_ne_bytes(data[at..at + 4].try_into().unwrap_or([0; 4]));
         let (ty, id, ud) = (int(0), int(4), int(8));
         let _ = write!(out, "[socket] {ty} {id} {ud} ");

@@ -522,7 +522,7 @@ impl GateService {
     fn handle(&mut self, ctx: &Context, msg: Message) {
         let mut out = Vec::new();
         let sock = &mut self.sock;
-        match i32::from(msg.ty) {
+        match msg.ty as i32 {
             ptype::TEXT => {
                 let text = String::from_utf8_lossy(msg.data.as_slice()).into_owned();
                 self.gate.command(

@@ -79,7 +79,7 @@ pub fn timestamp(starttime: u32, now: u64) -> String {
 
 impl Logger {
     fn handle(&mut self, msg: Message) {
-        match i32::from(msg.ty) {
+        match msg.ty as i32 {
             ptype::SYSTEM => self.reopen(),
             ptype::TEXT => self.write(msg.source, msg.data.as_slice()),
             _ => {}

@@ -361,11 +361,12 @@ impl Callback for LuaCallback {
             session,
             ty,
             data,
+            ..
         } = msg;
         let (p, sz) = data.into_raw();
         let _dispatching = DispatchGuard(DISPATCHING.with(|d| {
             d.replace(Some(Dispatching {
-                ty: i32::from(ty),
+                ty: ty as i32,
                 session,
                 source,
             }))

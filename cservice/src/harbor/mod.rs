@@ -165,7 +165,7 @@ impl Harbor {
     }
 
     pub fn handle(&mut self, out: &mut dyn Outbox, msg: Message) {
-        match i32::from(msg.ty) {
+        match msg.ty as i32 {
             ptype::HARBOR => self.command(out, msg.source, msg.data.as_slice()),
             ptype::SYSTEM => self.remote(out, msg),
             ptype::SOCKET => match SocketMessage::parse(msg) {

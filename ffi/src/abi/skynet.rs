@@ -329,6 +329,7 @@ impl skynet_core::server::Callback for CCallback {
             session,
             ty,
             data,
+            ..
         } = msg;
         let (p, sz) = data.into_raw();
         // SAFETY: a C function the module registered, called with its own ud and context.
@@ -336,7 +337,7 @@ impl skynet_core::server::Callback for CCallback {
             (self.cb)(
                 context_ptr(ctx),
                 self.ud,
-                c_int::from(ty),
+                ty as c_int,
                 session,
                 source,
                 p as *const c_void,
