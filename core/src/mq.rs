@@ -163,6 +163,11 @@ pub struct Message {
 }
 
 impl Message {
+    /// Moves the message out, leaving one with no data in its place.
+    pub fn take(&mut self) -> Message {
+        std::mem::replace(self, Message::new(0, 0, 0, Payload::empty()))
+    }
+
     pub fn new(source: u32, session: i32, ty: u8, data: Payload) -> Message {
         Message {
             source,

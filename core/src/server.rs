@@ -62,12 +62,15 @@ pub fn set_current_handle(h: u32) {
 /// A message handler. Returning the message to the caller is not needed: a handler that wants
 /// to keep the payload just keeps it (C modules do so by returning 1, see the ffi crate).
 pub trait Callback: Send {
-    fn call(&mut self, ctx: &Context, msg: Message);
+    /// Handles one message. The message is lent, not moved: a move copies it, and each copy
+    /// right after the pop stalled the CPU (a wide load over narrow stores). The callee takes
+    /// what it keeps; whatever is left in `msg.data` is freed after the call.
+    fn call(&mut self, ctx: &Context, msg: &mut Message);
 }
 
 impl<F: FnMut(&Context, Message) + Send> Callback for F {
-    fn call(&mut self, ctx: &Context, msg: Message) {
-        self(ctx, msg)
+    fn call(&mut self, ctx: &Context, msg: &mut Message) {
+        self(ctx, msg.take())
     }
 }
 
@@ -279,7 +282,7 @@ impl Context {
     // Inlined so that the message's fields stay where the pop put them: a call takes it by
     // pointer, and the callee's wide reloads of fields just stored one by one stall.
     #[inline(always)]
-    fn dispatch_message(&self, msg: Message, held: &mut HeldCallback, clock: &mut CpuClock) {
+    fn dispatch_message(&self, mut msg: Message, held: &mut HeldCallback, clock: &mut CpuClock) {
         set_current_handle(self.handle);
         if self.log_on.load(Ordering::Relaxed) {
             if let Some(log) = self.log.lock().as_mut() {
@@ -297,8 +300,8 @@ impl Context {
             return; // no handler: the message is freed silently
         };
         // A panicking handler must not take the worker thread down with it.
-        let call = |cb: &mut Box<dyn Callback>| {
-            if let Err(e) = catch_unwind(AssertUnwindSafe(|| cb.call(self, msg))) {
+        let mut call = |cb: &mut Box<dyn Callback>| {
+            if let Err(e) = catch_unwind(AssertUnwindSafe(|| cb.call(self, &mut msg))) {
                 self.report_panic(e);
             }
         };

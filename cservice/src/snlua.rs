@@ -105,7 +105,7 @@ impl Instance for Snlua {
 }
 
 impl skynet_core::server::Callback for LaunchCallback {
-    fn call(&mut self, ctx: &Context, msg: Message) {
+    fn call(&mut self, ctx: &Context, msg: &mut Message) {
         ctx.set_callback(None);
         // SAFETY: the Vm outlives the service's callbacks (it is dropped with the instance).
         let vm = unsafe { &*self.vm };

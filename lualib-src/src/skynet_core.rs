@@ -354,16 +354,10 @@ const CALLBACK_KEY: &CStr = c"callback_context";
 const CALLBACK_PREV_KEY: &CStr = c"callback_context_prev";
 
 impl Callback for LuaCallback {
-    fn call(&mut self, ctx: &Context, msg: Message) {
+    fn call(&mut self, ctx: &Context, msg: &mut Message) {
         let l = self.thread;
-        let Message {
-            source,
-            session,
-            ty,
-            data,
-            ..
-        } = msg;
-        let (p, sz) = data.into_raw();
+        let (source, session, ty) = (msg.source, msg.session, msg.ty);
+        let (p, sz) = std::mem::replace(&mut msg.data, Payload::empty()).into_raw();
         let _dispatching = DispatchGuard(DISPATCHING.with(|d| {
             d.replace(Some(Dispatching {
                 ty: ty as i32,

@@ -323,15 +323,9 @@ struct CCallback {
 unsafe impl Send for CCallback {}
 
 impl skynet_core::server::Callback for CCallback {
-    fn call(&mut self, ctx: &Context, msg: Message) {
-        let Message {
-            source,
-            session,
-            ty,
-            data,
-            ..
-        } = msg;
-        let (p, sz) = data.into_raw();
+    fn call(&mut self, ctx: &Context, msg: &mut Message) {
+        let (source, session, ty) = (msg.source, msg.session, msg.ty);
+        let (p, sz) = std::mem::replace(&mut msg.data, Payload::empty()).into_raw();
         // SAFETY: a C function the module registered, called with its own ud and context.
         let keep = unsafe {
             (self.cb)(
