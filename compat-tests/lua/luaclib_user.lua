@@ -21,6 +21,19 @@ if ok then
 	check("pcall_from_c", e2 and r2 == 42)
 	local e3, r3 = ourmod.safecall(error, "boom")
 	check("pcall_error_from_c", not e3 and r3 == "boom", r3)
+	-- Blocks freed through the state's allocator without their size are given back whole:
+	-- jemalloc's allocated bytes do not keep the 8 MB (a sized free with size 0 would file
+	-- each block under the smallest size class).
+	local memory = require "skynet.memory"
+	local function allocated()
+		collectgarbage()
+		return memory.jestat()["stats.allocated"]
+	end
+	ourmod.allocf_unsized(100, 1024) -- warm-up
+	local before = allocated()
+	ourmod.allocf_unsized(8192, 1024)
+	local after = allocated()
+	check("allocf_unsized_freed", after - before < 1024 * 1024, string.format("%d -> %d", before, after))
 	check("version_matches", ourmod.built_for == _VERSION, ourmod.built_for .. " vs " .. _VERSION)
 end
 

@@ -79,6 +79,25 @@ fail(lua_State *L) {
 	return luaL_error(L, "ourmod failure %d", (int)luaL_optinteger(L, 1, 7));
 }
 
+/* allocf_unsized(n, size): n blocks from the state's allocator (lua_getallocf), each freed
+ * with osize 0 rather than its size, as some C modules do. */
+static int
+allocf_unsized(lua_State *L) {
+	lua_Integer n = luaL_checkinteger(L, 1);
+	size_t size = (size_t)luaL_checkinteger(L, 2);
+	void *ud;
+	lua_Alloc f = lua_getallocf(L, &ud);
+	lua_Integer i;
+	for (i = 0; i < n; i++) {
+		void *p = f(ud, NULL, 0, size);
+		if (p == NULL)
+			return luaL_error(L, "allocation failed");
+		memset(p, 0x5a, size);
+		f(ud, p, 0, 0);
+	}
+	return 0;
+}
+
 /* safecall(f, ...): lua_pcall from C, returns ok, result-or-message. */
 static int
 safecall(lua_State *L) {
@@ -98,6 +117,7 @@ luaopen_ourmod(lua_State *L) {
 		{ "box", box },
 		{ "fail", fail },
 		{ "safecall", safecall },
+		{ "allocf_unsized", allocf_unsized },
 		{ NULL, NULL },
 	};
 	if (luaL_newmetatable(L, "ourmod.box")) {

@@ -63,6 +63,7 @@ fn user_lua_c_modules_load_through_cpath() {
         "luaL_error",
         "pcall_from_c",
         "pcall_error_from_c",
+        "allocf_unsized_freed",
         "version_matches",
     ];
     if with_cjson {

@@ -168,6 +168,11 @@ impl Message {
         std::mem::replace(self, Message::new(0, 0, 0, Payload::empty()))
     }
 
+    /// Takes the payload, leaving none (what a handler that owns the data from now on does).
+    pub fn take_data(&mut self) -> Payload {
+        std::mem::replace(&mut self.data, Payload::empty())
+    }
+
     pub fn new(source: u32, session: i32, ty: u8, data: Payload) -> Message {
         Message {
             source,

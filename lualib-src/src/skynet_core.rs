@@ -357,7 +357,7 @@ impl Callback for LuaCallback {
     fn call(&mut self, ctx: &Context, msg: &mut Message) {
         let l = self.thread;
         let (source, session, ty) = (msg.source, msg.session, msg.ty);
-        let (p, sz) = std::mem::replace(&mut msg.data, Payload::empty()).into_raw();
+        let (p, sz) = msg.take_data().into_raw();
         let _dispatching = DispatchGuard(DISPATCHING.with(|d| {
             d.replace(Some(Dispatching {
                 ty: ty as i32,

@@ -325,7 +325,7 @@ unsafe impl Send for CCallback {}
 impl skynet_core::server::Callback for CCallback {
     fn call(&mut self, ctx: &Context, msg: &mut Message) {
         let (source, session, ty) = (msg.source, msg.session, msg.ty);
-        let (p, sz) = std::mem::replace(&mut msg.data, Payload::empty()).into_raw();
+        let (p, sz) = msg.take_data().into_raw();
         // SAFETY: a C function the module registered, called with its own ud and context.
         let keep = unsafe {
             (self.cb)(
