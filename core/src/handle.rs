@@ -87,7 +87,9 @@ impl<T: Clone> HandleStorage<T> {
     }
 
     /// Runs `f` on the value of a live handle under the read lock (no reference count traffic;
-    /// `f` must not register or retire handles).
+    /// `f` must not register or retire handles). Inlined so that what `f` captures stays in
+    /// registers instead of being stored and reloaded as a closure (see `Node::admit`).
+    #[inline(always)]
     pub fn with<R>(&self, handle: u32, f: impl FnOnce(&T) -> R) -> Option<R> {
         let s = self.inner.read();
         let slot = (handle & HANDLE_MASK) as usize & (s.slots.len() - 1);

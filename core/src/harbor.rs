@@ -89,7 +89,7 @@ impl Harbor {
             ptype::SYSTEM as u8,
             Payload::copy_from(&rm),
         );
-        service.queue().push(msg, &node.global);
+        node.global.push_message(&service, msg);
         session
     }
 
@@ -105,7 +105,7 @@ impl Harbor {
         match service {
             Some(s) => {
                 let msg = Message::new(source, session, ptype::SYSTEM as u8, rm);
-                s.queue().push(msg, &node.global);
+                node.global.push_message(&s, msg);
                 true
             }
             None => false,

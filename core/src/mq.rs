@@ -77,22 +77,24 @@ pub enum Admission {
     Socket(i32),
 }
 
-/// What a push did.
+/// What a push to a queue at or over its limits did.
 #[derive(Debug)]
 pub enum Pushed {
-    Queued,
     /// Queued at or over a limit: the socket given with [`Admission::Socket`] must pause.
     QueuedPause,
     /// Not queued: the message is handed back.
     Refused(Message),
 }
 
-/// A push result plus, on the first push that found the queue full since it was last under
-/// its limits, the queue's length and bytes at that moment (for the one log line).
+/// A push that found the queue full: what it did, and, on the first such push since the
+/// queue was last under its limits, the queue's length and bytes at that moment (for the one
+/// log line).
 #[derive(Debug)]
-pub struct PushOutcome {
+pub struct Overfull {
     pub pushed: Pushed,
     pub crossed: Option<(usize, usize)>,
+    /// The queue was idle: its owner is scheduled.
+    schedule: bool,
 }
 
 /// A popped message and the queue's state right after the pop.
@@ -149,17 +151,19 @@ pub fn message_bytes(ty: u32, data: &Payload) -> usize {
 
 /// One message in a service queue. The type is the low 8 bits of what the sender gave.
 ///
-/// `ty` is a `u32` although it holds 8 bits: as a `u8` it left 7 bytes of padding, which a
-/// move of the message copies as two overlapping 4-byte moves; the CPU cannot forward such
-/// stores to the next move's loads, and that stall, at every move of every message, was a
-/// fifth of a dispatch turn (perf, C ping-pong). Now the padding is one aligned word.
+/// `ty` is a whole word although it holds 8 bits, so that the message has no padding: a
+/// move copies padding together with the field next to it as one wide load, and a wide load
+/// over a narrower store just made (the field, written alone when the message was built)
+/// cannot be forwarded from the store buffer; the CPU stalls until the store retires. As a
+/// `u8`, then as a `u32`, that stall at every move of every message was the largest single
+/// cost of a dispatch turn and of a send (perf annotate, C ping-pong).
 #[derive(Debug)]
 #[repr(C)]
 pub struct Message {
     pub data: Payload,
     pub source: u32,
     pub session: i32,
-    pub ty: u32,
+    pub ty: u64,
 }
 
 impl Message {
@@ -186,8 +190,6 @@ impl Message {
 struct QueueState {
     messages: VecDeque<Message>,
     in_global: bool,
-    /// Set when the owning context is gone: the next worker that pops this queue drains it.
-    released: bool,
     /// Recorded length for the next overload warning (0 = none).
     overload: usize,
     threshold: usize,
@@ -212,15 +214,14 @@ pub struct MessageQueue {
 }
 
 impl MessageQueue {
-    /// A new queue, flagged as already scheduled: it joins the global queue only when its
-    /// service finished init (see [`GlobalQueue::push`]).
-    pub fn new(handle: u32) -> Arc<MessageQueue> {
-        Arc::new(MessageQueue {
+    /// A new queue, flagged as already scheduled: its owner joins the global queue only when
+    /// its service finished init (see [`GlobalQueue::push`]).
+    pub fn new(handle: u32) -> MessageQueue {
+        MessageQueue {
             handle,
             state: Mutex::new(QueueState {
                 messages: VecDeque::with_capacity(INITIAL_CAPACITY),
                 in_global: true,
-                released: false,
                 overload: 0,
                 threshold: OVERLOAD_THRESHOLD,
                 bytes: 0,
@@ -230,11 +231,11 @@ impl MessageQueue {
                 refused: 0,
                 paused: Vec::new(),
             }),
-        })
+        }
     }
 
     /// A new queue with `limits` (see [`Self::new`]).
-    pub fn with_limits(handle: u32, limits: QueueLimits) -> Arc<MessageQueue> {
+    pub fn with_limits(handle: u32, limits: QueueLimits) -> MessageQueue {
         let q = Self::new(handle);
         q.set_limits(limits);
         q
@@ -271,49 +272,30 @@ impl MessageQueue {
         self.len() == 0
     }
 
-    /// Appends a message whatever the limits, scheduling the queue if it is idle.
-    pub fn push(self: &Arc<Self>, msg: Message, global: &GlobalQueue) {
-        self.admit(msg, global, Admission::Always);
+    /// Appends a message as `admission` allows. `Ok(true)`: queued, and the queue was idle, so
+    /// the caller must schedule its owner (see [`GlobalQueue::admit`]). A push to a full queue
+    /// answers `Err` (rare: boxed, so that the common answer fits in a register).
+    #[inline(always)]
+    fn enqueue(&self, msg: Message, admission: Admission) -> Result<bool, Box<Overfull>> {
+        let weight = message_bytes(msg.ty as u32, &msg.data);
+        let mut s = self.state.lock();
+        if admission != Admission::Always && s.limits.reached(s.messages.len(), s.bytes) {
+            return Self::enqueue_full(s, msg, admission, weight);
+        }
+        s.messages.push_back(msg);
+        s.bytes += weight;
+        Ok(!std::mem::replace(&mut s.in_global, true))
     }
 
-    /// Appends a message as `admission` allows, scheduling the queue if it is idle.
-    #[inline]
-    pub fn admit(
-        self: &Arc<Self>,
-        msg: Message,
-        global: &GlobalQueue,
-        admission: Admission,
-    ) -> PushOutcome {
-        let weight = message_bytes(msg.ty, &msg.data);
-        let schedule = {
-            let mut s = self.state.lock();
-            if admission != Admission::Always && s.limits.reached(s.messages.len(), s.bytes) {
-                return self.admit_full(s, msg, global, admission, weight);
-            }
-            s.messages.push_back(msg);
-            s.bytes += weight;
-            !std::mem::replace(&mut s.in_global, true)
-        };
-        if schedule {
-            global.push(self.clone());
-        }
-        PushOutcome {
-            pushed: Pushed::Queued,
-            crossed: None,
-        }
-    }
-
-    /// [`Self::admit`] to a queue at or over a limit (`s` is its locked state).
+    /// [`Self::enqueue`] to a queue at or over a limit (`s` is its locked state).
     #[cold]
     #[inline(never)]
-    fn admit_full(
-        self: &Arc<Self>,
+    fn enqueue_full(
         mut s: parking_lot::MutexGuard<'_, QueueState>,
         msg: Message,
-        global: &GlobalQueue,
         admission: Admission,
         weight: usize,
-    ) -> PushOutcome {
+    ) -> Result<bool, Box<Overfull>> {
         let mut crossed = None;
         if !std::mem::replace(&mut s.full, true) {
             s.refused_in_crossing = 0;
@@ -322,10 +304,11 @@ impl MessageQueue {
         let Admission::Socket(id) = admission else {
             s.refused_in_crossing += 1;
             s.refused += 1;
-            return PushOutcome {
+            return Err(Box::new(Overfull {
                 pushed: Pushed::Refused(msg),
                 crossed,
-            };
+                schedule: false,
+            }));
         };
         if !s.paused.contains(&id) {
             s.paused.push(id);
@@ -333,14 +316,11 @@ impl MessageQueue {
         s.messages.push_back(msg);
         s.bytes += weight;
         let schedule = !std::mem::replace(&mut s.in_global, true);
-        drop(s);
-        if schedule {
-            global.push(self.clone());
-        }
-        PushOutcome {
+        Err(Box::new(Overfull {
             pushed: Pushed::QueuedPause,
             crossed,
-        }
+            schedule,
+        }))
     }
 
     /// Pops the head message. An empty pop takes the queue out of scheduling and resets the
@@ -378,7 +358,7 @@ impl MessageQueue {
                 let remaining = s.messages.len();
                 s.bytes = s
                     .bytes
-                    .saturating_sub(message_bytes(message.ty, &message.data));
+                    .saturating_sub(message_bytes(message.ty as u32, &message.data));
                 while remaining > s.threshold {
                     s.overload = remaining;
                     s.threshold *= 2;
@@ -402,35 +382,6 @@ impl MessageQueue {
             }
         }
     }
-
-    /// Marks the queue released (its context is gone) and schedules it so a worker drains it.
-    pub fn mark_release(self: &Arc<Self>, global: &GlobalQueue) {
-        let schedule = {
-            let mut s = self.state.lock();
-            debug_assert!(!s.released);
-            s.released = true;
-            !s.in_global
-        };
-        if schedule {
-            global.push(self.clone());
-        }
-    }
-
-    /// For a queue whose handle no longer resolves: if released, drains every message through
-    /// `drop` and returns true; otherwise (the context is still referenced somewhere) puts the
-    /// queue back on the global queue to look again later and returns false.
-    pub fn release(self: &Arc<Self>, global: &GlobalQueue, mut drop: impl FnMut(Message)) -> bool {
-        let released = self.state.lock().released;
-        if released {
-            while let Some(m) = self.pop() {
-                drop(m);
-            }
-            true
-        } else {
-            global.push(self.clone());
-            false
-        }
-    }
 }
 
 thread_local! {
@@ -442,8 +393,21 @@ pub fn set_worker_thread() {
     IS_WORKER.with(|w| w.set(true));
 }
 
-struct RunQueue {
-    queues: VecDeque<Arc<MessageQueue>>,
+/// What the run queue schedules: a handle on something that owns a message queue (the node
+/// schedules its service contexts, so a worker that pops one holds the service itself and
+/// needs no handle lookup; the unit tests schedule bare queues).
+pub trait Scheduled: Clone {
+    fn queue(&self) -> &MessageQueue;
+}
+
+impl Scheduled for Arc<MessageQueue> {
+    fn queue(&self) -> &MessageQueue {
+        self
+    }
+}
+
+struct RunQueue<T> {
+    queues: VecDeque<T>,
     /// Workers parked or about to park. Kept under the same lock as `queues`, so a scheduler
     /// either sees a sleeper or the sleeper sees its queue: no fences needed.
     sleeping: usize,
@@ -451,7 +415,7 @@ struct RunQueue {
     workers: usize,
 }
 
-impl RunQueue {
+impl<T> RunQueue<T> {
     /// Whether a non-worker thread (socket thread) should wake a sleeper for the waiting
     /// queues: only if there are more of them than workers that are awake (an awake worker
     /// looks at the run queue before it parks). Without registered workers: any sleeper.
@@ -465,8 +429,8 @@ impl RunQueue {
 ///
 /// Lock order: `park` before `run` (a parking worker holds `park` while it checks `run`);
 /// schedulers take `run`, release it, then take `park` to notify.
-pub struct GlobalQueue {
-    run: Mutex<RunQueue>,
+pub struct GlobalQueue<T = Arc<MessageQueue>> {
+    run: Mutex<RunQueue<T>>,
     park: Mutex<()>,
     wake: Condvar,
     /// Only for threads that sleep until quit (monitor): they must not eat worker wake-ups.
@@ -474,14 +438,14 @@ pub struct GlobalQueue {
     quit: AtomicBool,
 }
 
-impl Default for GlobalQueue {
+impl<T: Scheduled> Default for GlobalQueue<T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl GlobalQueue {
-    pub fn new() -> GlobalQueue {
+impl<T: Scheduled> GlobalQueue<T> {
+    pub fn new() -> GlobalQueue<T> {
         GlobalQueue {
             run: Mutex::new(RunQueue {
                 queues: VecDeque::new(),
@@ -500,11 +464,43 @@ impl GlobalQueue {
         self.run.lock().workers += 1;
     }
 
+    /// Appends a message to `owner`'s queue as `admission` allows, scheduling `owner` if its
+    /// queue was idle.
+    // Inlined (as `enqueue`): a message passed by pointer is reloaded with wide loads over
+    // the narrow stores that just built it, which stalls (see `Message`).
+    #[inline(always)]
+    pub fn admit(
+        &self,
+        owner: &T,
+        msg: Message,
+        admission: Admission,
+    ) -> Result<(), Box<Overfull>> {
+        match owner.queue().enqueue(msg, admission) {
+            Ok(schedule) => {
+                if schedule {
+                    self.push(owner.clone());
+                }
+                Ok(())
+            }
+            Err(full) => {
+                if full.schedule {
+                    self.push(owner.clone());
+                }
+                Err(full)
+            }
+        }
+    }
+
+    /// Appends a message to `owner`'s queue whatever its limits, scheduling `owner` if idle.
+    pub fn push_message(&self, owner: &T, msg: Message) {
+        let _always_queued = self.admit(owner, msg, Admission::Always);
+    }
+
     /// Schedules a service queue. Wakes a sleeping worker unless the caller is a worker and this
     /// is the only queue waiting: that worker takes it itself after its current turn, which
     /// keeps ping-pong traffic on one thread without a futex call per message. Another thread
     /// wakes one only when the waiting queues outnumber the awake workers.
-    pub fn push(&self, q: Arc<MessageQueue>) {
+    pub fn push(&self, q: T) {
         let is_worker = IS_WORKER.with(|w| w.get());
         let wake = {
             let mut r = self.run.lock();
@@ -523,7 +519,7 @@ impl GlobalQueue {
     /// After a worker's turn on `q`: if other queues wait, `q` goes to the back and the next
     /// one is returned (one lock for both); otherwise the worker keeps `q` (returned as is).
     /// Wakes a sleeper only if `q` still has work (`has_work`): an emptied queue needs nobody.
-    pub fn rotate(&self, q: Arc<MessageQueue>, has_work: bool) -> Arc<MessageQueue> {
+    pub fn rotate(&self, q: T, has_work: bool) -> T {
         let (next, sleeping) = {
             let mut r = self.run.lock();
             match r.queues.pop_front() {
@@ -545,7 +541,7 @@ impl GlobalQueue {
         self.wake.notify_one();
     }
 
-    pub fn pop(&self) -> Option<Arc<MessageQueue>> {
+    pub fn pop(&self) -> Option<T> {
         self.run.lock().queues.pop_front()
     }
 
@@ -620,13 +616,13 @@ mod tests {
     #[test]
     fn new_queue_is_not_scheduled_until_popped_empty() {
         let g = GlobalQueue::new();
-        let q = MessageQueue::new(5);
-        q.push(msg(1), &g);
+        let q = Arc::new(MessageQueue::new(5));
+        g.push_message(&q, msg(1));
         assert!(g.is_empty(), "a queue in init must not be scheduled");
         assert_eq!(q.pop().unwrap().session, 1);
         assert!(q.pop().is_none());
-        q.push(msg(2), &g);
-        q.push(msg(3), &g);
+        g.push_message(&q, msg(2));
+        g.push_message(&q, msg(3));
         assert_eq!(g.pop().unwrap().handle(), 5);
         assert!(g.pop().is_none(), "scheduled once only");
     }
@@ -634,7 +630,9 @@ mod tests {
     #[test]
     fn non_workers_wake_a_sleeper_only_for_queues_beyond_the_awake_workers() {
         let r = |queues: usize, sleeping: usize, workers: usize| RunQueue {
-            queues: (0..queues).map(|h| MessageQueue::new(h as u32)).collect(),
+            queues: (0..queues)
+                .map(|h| Arc::new(MessageQueue::new(h as u32)))
+                .collect(),
             sleeping,
             workers,
         };
@@ -657,7 +655,7 @@ mod tests {
         g.add_worker();
         g.add_worker();
         assert_eq!(g.run.lock().workers, 2);
-        g.push(MessageQueue::new(1));
+        g.push(Arc::new(MessageQueue::new(1)));
         // No sleeper: push notifies nobody, the queue waits for a worker's next look.
         assert_eq!(g.sleeping(), 0);
         assert_eq!(g.pop().unwrap().handle(), 1);
@@ -666,9 +664,9 @@ mod tests {
     #[test]
     fn overload_warns_at_doubling_thresholds() {
         let g = GlobalQueue::new();
-        let q = MessageQueue::new(1);
+        let q = Arc::new(MessageQueue::new(1));
         for i in 0..5000 {
-            q.push(msg(i), &g);
+            g.push_message(&q, msg(i));
         }
         let mut warnings = Vec::new();
         while let Some(p) = q.pop_counted() {
@@ -677,7 +675,7 @@ mod tests {
         assert_eq!(warnings, vec![4999]);
         // After an empty pop the threshold is back to 1024.
         for i in 0..1100 {
-            q.push(msg(i), &g);
+            g.push_message(&q, msg(i));
         }
         assert_eq!(q.pop_counted().unwrap().overload, Some(1099));
         assert_eq!(q.pop_counted().unwrap().overload, None);
@@ -687,34 +685,53 @@ mod tests {
         q.pop_counted().unwrap().limits.and_then(|l| l.recovered)
     }
 
-    fn limited(q: &Arc<MessageQueue>, g: &GlobalQueue, m: Message) -> PushOutcome {
-        q.admit(m, g, Admission::Limited)
+    /// What a push did, as the tests look at it (`pushed: None`: queued under the limits).
+    struct Out {
+        pushed: Option<Pushed>,
+        crossed: Option<(usize, usize)>,
+    }
+
+    fn out(r: Result<(), Box<Overfull>>) -> Out {
+        match r {
+            Ok(()) => Out {
+                pushed: None,
+                crossed: None,
+            },
+            Err(f) => Out {
+                pushed: Some(f.pushed),
+                crossed: f.crossed,
+            },
+        }
+    }
+
+    fn limited(q: &Arc<MessageQueue>, g: &GlobalQueue, m: Message) -> Out {
+        out(g.admit(q, m, Admission::Limited))
     }
 
     #[test]
     fn limited_push_is_refused_at_the_message_limit_once_per_crossing() {
         let g = GlobalQueue::new();
-        let q = MessageQueue::with_limits(
+        let q = Arc::new(MessageQueue::with_limits(
             3,
             QueueLimits {
                 messages: 4,
                 bytes: 0,
             },
-        );
+        ));
         for i in 0..4 {
             let out = limited(&q, &g, msg(i));
-            assert!(matches!(out.pushed, Pushed::Queued) && out.crossed.is_none());
+            assert!(matches!(out.pushed, None) && out.crossed.is_none());
         }
         let first = limited(&q, &g, msg(4));
-        assert!(matches!(first.pushed, Pushed::Refused(ref m) if m.session == 4));
+        assert!(matches!(first.pushed, Some(Pushed::Refused(ref m)) if m.session == 4));
         assert_eq!(first.crossed, Some((4, 0)));
         for i in 5..10 {
             let out = limited(&q, &g, msg(i));
-            assert!(matches!(out.pushed, Pushed::Refused(_)));
+            assert!(matches!(out.pushed, Some(Pushed::Refused(_))));
             assert!(out.crossed.is_none(), "one report per crossing");
         }
         // Replies are never refused.
-        q.push(msg(100), &g);
+        g.push_message(&q, msg(100));
         assert_eq!(q.len(), 5);
         assert_eq!(q.refused(), 6);
         // Still at the limit after one pop (5 -> 4): no recovery yet; the next pop recovers.
@@ -730,28 +747,31 @@ mod tests {
     #[test]
     fn byte_limit_counts_payload_and_socket_data() {
         let g = GlobalQueue::new();
-        let q = MessageQueue::with_limits(
+        let q = Arc::new(MessageQueue::with_limits(
             3,
             QueueLimits {
                 messages: 0,
                 bytes: 100,
             },
-        );
+        ));
         let big = Message::new(1, 0, 0, Payload::zeroed(60));
-        assert!(matches!(limited(&q, &g, big).pushed, Pushed::Queued));
+        assert!(matches!(limited(&q, &g, big).pushed, None));
         // A socket DATA message of 50 bytes (type 1, id 7, ud 50, pointer unused).
         let mut head = Vec::new();
         for v in [1i32, 7, 50, 0, 0, 0] {
             head.extend_from_slice(&v.to_ne_bytes());
         }
         let sock = Message::new(0, 0, ptype::SOCKET as u8, Payload::copy_from(&head));
-        assert_eq!(message_bytes(sock.ty, &sock.data), 24 + 50);
-        assert!(matches!(limited(&q, &g, sock).pushed, Pushed::Queued));
+        assert_eq!(message_bytes(sock.ty as u32, &sock.data), 24 + 50);
+        assert!(matches!(limited(&q, &g, sock).pushed, None));
         assert_eq!(q.bytes(), 60 + 74);
-        assert!(matches!(limited(&q, &g, msg(1)).pushed, Pushed::Refused(_)));
+        assert!(matches!(
+            limited(&q, &g, msg(1)).pushed,
+            Some(Pushed::Refused(_))
+        ));
         q.pop_counted().unwrap();
         assert_eq!(q.bytes(), 74);
-        assert!(matches!(limited(&q, &g, msg(2)).pushed, Pushed::Queued));
+        assert!(matches!(limited(&q, &g, msg(2)).pushed, None));
         q.pop_counted().unwrap();
         q.pop_counted().unwrap();
         assert_eq!(q.bytes(), 0);
@@ -760,24 +780,24 @@ mod tests {
     #[test]
     fn socket_data_is_queued_over_the_limit_and_resumed_at_half() {
         let g = GlobalQueue::new();
-        let q = MessageQueue::with_limits(
+        let q = Arc::new(MessageQueue::with_limits(
             3,
             QueueLimits {
                 messages: 4,
                 bytes: 0,
             },
-        );
+        ));
         for i in 0..4 {
-            let out = q.admit(msg(i), &g, Admission::Socket(9));
-            assert!(matches!(out.pushed, Pushed::Queued));
+            let out = out(g.admit(&q, msg(i), Admission::Socket(9)));
+            assert!(matches!(out.pushed, None));
         }
         for i in 4..6 {
-            let out = q.admit(msg(i), &g, Admission::Socket(9));
-            assert!(matches!(out.pushed, Pushed::QueuedPause));
+            let out = out(g.admit(&q, msg(i), Admission::Socket(9)));
+            assert!(matches!(out.pushed, Some(Pushed::QueuedPause)));
         }
         assert!(matches!(
-            q.admit(msg(6), &g, Admission::Socket(10)).pushed,
-            Pushed::QueuedPause
+            out(g.admit(&q, msg(6), Admission::Socket(10))).pushed,
+            Some(Pushed::QueuedPause)
         ));
         assert_eq!(q.len(), 7, "socket data is never dropped");
         let mut resumed = Vec::new();
@@ -795,32 +815,20 @@ mod tests {
     #[test]
     fn unlimited_queue_never_refuses_and_limits_can_change() {
         let g = GlobalQueue::new();
-        let q = MessageQueue::new(3);
+        let q = Arc::new(MessageQueue::new(3));
         for i in 0..10_000 {
-            assert!(matches!(limited(&q, &g, msg(i)).pushed, Pushed::Queued));
+            assert!(matches!(limited(&q, &g, msg(i)).pushed, None));
         }
         q.set_limits(QueueLimits {
             messages: 10,
             bytes: 0,
         });
-        assert!(matches!(limited(&q, &g, msg(0)).pushed, Pushed::Refused(_)));
+        assert!(matches!(
+            limited(&q, &g, msg(0)).pushed,
+            Some(Pushed::Refused(_))
+        ));
         q.set_limits(QueueLimits::UNLIMITED);
-        assert!(matches!(limited(&q, &g, msg(0)).pushed, Pushed::Queued));
+        assert!(matches!(limited(&q, &g, msg(0)).pushed, None));
         assert_eq!(recovered(&q), Some(1));
-    }
-
-    #[test]
-    fn release_drains_only_when_marked() {
-        let g = GlobalQueue::new();
-        let q = MessageQueue::new(9);
-        q.push(msg(1), &g);
-        q.push(msg(2), &g);
-        let mut seen = Vec::new();
-        assert!(!q.release(&g, |m| seen.push(m.session)));
-        assert!(seen.is_empty());
-        assert!(g.pop().is_some());
-        q.mark_release(&g);
-        assert!(q.release(&g, |m| seen.push(m.session)));
-        assert_eq!(seen, vec![1, 2]);
     }
 }

@@ -12,14 +12,15 @@ use crate::metrics::Counters;
 use crate::module::{Instance, Modules};
 use crate::monitor::MonitorSlot;
 use crate::mq::{
-    Admission, GlobalQueue, LimitEvent, Message, MessageQueue, PushOutcome, Pushed, QueueLimits,
+    Admission, GlobalQueue, LimitEvent, Message, MessageQueue, Overfull, Pushed, QueueLimits,
+    Scheduled,
 };
 use crate::payload::Payload;
 use crate::socket_server::{NodeSink, SocketConfig, SocketServer};
 use crate::timer::Timer;
 use crate::{harbor, ptype};
-use parking_lot::Mutex;
-use std::cell::Cell;
+use parking_lot::{Mutex, ReentrantMutex, ReentrantMutexGuard};
+use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -76,20 +77,24 @@ impl<F: FnMut(&Context, Message) + Send> Callback for F {
 
 struct CallbackSlot {
     cb: Option<Box<dyn Callback>>,
-    /// Bumped by every `set_callback`, so a dispatch can tell whether its callback was
-    /// replaced while it ran (then the new one stays).
-    version: u64,
+    /// Set by every `set_callback`, cleared when a dispatch turn takes the callback: a turn
+    /// that finds it set knows its callback was replaced while it ran (the new one stays).
+    replaced: bool,
 }
+
+/// The callback slot's lock is held for a whole dispatch turn, so a turn locks once however
+/// many messages it handles. It is reentrant because a handler may replace its own service's
+/// callback (`skynet_callback` from inside the callback); another thread that does so waits
+/// for the turn to end.
+type CallbackLock = ReentrantMutex<RefCell<CallbackSlot>>;
 
 /// A service context (upstream `struct skynet_context`).
 pub struct Context {
     handle: u32,
     module_name: Box<str>,
     instance: Option<Box<dyn Instance>>,
-    queue: Arc<MessageQueue>,
-    callback: Mutex<CallbackSlot>,
-    /// Mirror of the slot's version, so dispatch can notice a replaced callback without locking.
-    callback_version: AtomicU64,
+    queue: MessageQueue,
+    callback: CallbackLock,
     session_id: AtomicI32,
     initialized: AtomicBool,
     /// Set when the handle is retired (EXIT, KILL, ABORT): a dispatch turn stops at once, so
@@ -122,11 +127,10 @@ impl Context {
             module_name: name.into(),
             instance: Some(instance),
             queue: MessageQueue::with_limits(handle, limits),
-            callback: Mutex::new(CallbackSlot {
+            callback: ReentrantMutex::new(RefCell::new(CallbackSlot {
                 cb: None,
-                version: 0,
-            }),
-            callback_version: AtomicU64::new(0),
+                replaced: false,
+            })),
             session_id: AtomicI32::new(0),
             initialized: AtomicBool::new(false),
             retired: AtomicBool::new(false),
@@ -149,18 +153,19 @@ impl Context {
         &self.module_name
     }
 
-    pub fn queue(&self) -> &Arc<MessageQueue> {
+    pub fn queue(&self) -> &MessageQueue {
         &self.queue
     }
 
     /// Replaces (or clears) the message handler.
     pub fn set_callback(&self, cb: Option<Box<dyn Callback>>) {
+        let guard = self.callback.lock();
         let old = {
-            let mut s = self.callback.lock();
-            s.version += 1;
-            self.callback_version.store(s.version, Ordering::Release);
+            let mut s = guard.borrow_mut();
+            s.replaced = true;
             std::mem::replace(&mut s.cb, cb)
         };
+        // Dropped with the slot free (a callback's drop may set one) but still locked.
         drop(old);
     }
 
@@ -247,28 +252,32 @@ impl Context {
         node().log(self.handle, text)
     }
 
-    /// Takes the callback out of its slot for a dispatch turn (only the worker holding the
-    /// queue dispatches, so nobody else needs it meanwhile).
-    fn take_callback(&self) -> HeldCallback {
-        let mut s = self.callback.lock();
-        HeldCallback {
-            cb: s.cb.take(),
-            version: s.version,
-        }
+    /// Locks the callback slot for a dispatch turn and takes the callback out of it (only the
+    /// worker holding the queue dispatches; the lock keeps other threads' `set_callback` out).
+    fn take_callback(&self) -> HeldCallback<'_> {
+        let guard = self.callback.lock();
+        let cb = {
+            let mut s = guard.borrow_mut();
+            s.replaced = false;
+            s.cb.take()
+        };
+        HeldCallback { guard, cb }
     }
 
-    /// Puts the callback back after a turn, unless it was replaced meanwhile.
-    fn put_back_callback(&self, held: HeldCallback) {
+    /// Puts the callback back after a turn, unless it was replaced meanwhile, and unlocks.
+    fn put_back_callback(&self, held: HeldCallback<'_>) {
+        let HeldCallback { guard, cb } = held;
         let stale = {
-            let mut s = self.callback.lock();
-            if s.version == held.version {
-                s.cb = held.cb;
-                None
+            let mut s = guard.borrow_mut();
+            if s.replaced {
+                cb
             } else {
-                held.cb
+                s.cb = cb;
+                None
             }
         };
         drop(stale);
+        drop(guard);
     }
 
     /// A handler's panic, logged; out of line so that the dispatch path saves no registers
@@ -282,7 +291,12 @@ impl Context {
     // Inlined so that the message's fields stay where the pop put them: a call takes it by
     // pointer, and the callee's wide reloads of fields just stored one by one stall.
     #[inline(always)]
-    fn dispatch_message(&self, mut msg: Message, held: &mut HeldCallback, clock: &mut CpuClock) {
+    fn dispatch_message(
+        &self,
+        mut msg: Message,
+        held: &mut HeldCallback<'_>,
+        clock: &mut CpuClock,
+    ) {
         set_current_handle(self.handle);
         if self.log_on.load(Ordering::Relaxed) {
             if let Some(log) = self.log.lock().as_mut() {
@@ -292,8 +306,13 @@ impl Context {
         // Counters written only by the dispatching worker: no read-modify-write atomics needed.
         let count = self.message_count.load(Ordering::Relaxed);
         self.message_count.store(count + 1, Ordering::Relaxed);
-        if self.callback_version.load(Ordering::Acquire) != held.version {
-            let stale = std::mem::replace(held, self.take_callback());
+        if held.guard.borrow().replaced {
+            let new = {
+                let mut s = held.guard.borrow_mut();
+                s.replaced = false;
+                s.cb.take()
+            };
+            let stale = std::mem::replace(&mut held.cb, new);
             drop(stale);
         }
         let Some(cb) = held.cb.as_mut() else {
@@ -319,10 +338,16 @@ impl Context {
     }
 }
 
-/// A callback taken out of its slot for one dispatch turn.
-struct HeldCallback {
+impl Scheduled for Arc<Context> {
+    fn queue(&self) -> &MessageQueue {
+        &self.queue
+    }
+}
+
+/// A callback taken out of its slot for one dispatch turn, with the slot locked.
+struct HeldCallback<'a> {
+    guard: ReentrantMutexGuard<'a, RefCell<CallbackSlot>>,
     cb: Option<Box<dyn Callback>>,
-    version: u64,
 }
 
 /// A worker's thread-CPU clock for `profile`. One reading per message: the reading that ends a
@@ -360,7 +385,11 @@ impl Drop for Context {
                     .exited_messages
                     .fetch_add(messages, Ordering::Relaxed);
             }
-            self.queue.mark_release(&n.global);
+            // Nobody can push any more (a push needs a reference): what is left is answered
+            // with errors, as upstream's release of a dead service's queue does.
+            while let Some(m) = self.queue.pop() {
+                n.drop_message(self.handle, m);
+            }
             n.total.fetch_sub(1, Ordering::AcqRel);
         }
     }
@@ -425,7 +454,9 @@ fn admission_of(ty: u32) -> Admission {
 pub struct Node {
     pub harbor_id: u8,
     pub handles: HandleStorage<Arc<Context>>,
-    pub global: GlobalQueue,
+    /// The run queue schedules contexts, so a dispatch turn needs no handle lookup: a queued
+    /// context stays alive until a worker pops it, and a retired one is dropped then.
+    pub global: GlobalQueue<Arc<Context>>,
     pub timer: Timer,
     pub modules: Modules,
     pub profile: bool,
@@ -523,22 +554,37 @@ impl Node {
         }
     }
 
-    /// Puts `msg` on `c`'s queue as `admission` allows. A refused request (session != 0) is
-    /// answered at once with PTYPE_ERROR from `c` to the sender, same session; a refused
-    /// one-way message is dropped. Both are counted; the first refusal of a crossing is logged.
+    /// Puts `msg` on the queue of `handle` as `admission` allows; `None` if the handle is not
+    /// live (the message is dropped). A refused request (session != 0) is answered at once with
+    /// PTYPE_ERROR from `handle` to the sender, same session; a refused one-way message is
+    /// dropped. Both are counted; the first refusal of a crossing is logged. The handle table
+    /// is read-locked only for the push itself: the error reply and the log line are sent
+    /// after, since they look up handles again.
+    ///
+    /// The message is built by `msg` where it is queued: built before and moved in, its two
+    /// 4-byte fields (source, session) were stored one by one and then loaded as one 8-byte
+    /// word by the move, a load the CPU cannot forward from the pending stores (a stall
+    /// that was a tenth of the C ping-pong, perf annotate).
     #[inline]
-    fn admit(&self, c: &Context, msg: Message, admission: Admission) -> Admitted {
-        let out = c.queue.admit(msg, &self.global, admission);
-        if out.crossed.is_none() && matches!(out.pushed, Pushed::Queued) {
-            return Admitted::Queued;
+    fn admit(
+        &self,
+        handle: u32,
+        msg: impl FnOnce() -> Message,
+        admission: Admission,
+    ) -> Option<Admitted> {
+        match self
+            .handles
+            .with(handle, |c| self.global.admit(c, msg(), admission))?
+        {
+            Ok(()) => Some(Admitted::Queued),
+            Err(full) => Some(self.admit_rest(handle, *full)),
         }
-        self.admit_rest(c, out)
     }
 
     /// [`Self::admit`] when the queue was full.
     #[cold]
     #[inline(never)]
-    fn admit_rest(&self, c: &Context, out: PushOutcome) -> Admitted {
+    fn admit_rest(&self, handle: u32, out: Overfull) -> Admitted {
         if let Some((len, bytes)) = out.crossed {
             let what = match out.pushed {
                 Pushed::QueuedPause => "pausing the socket",
@@ -547,8 +593,7 @@ impl Node {
             self.log(
                 0,
                 format!(
-                    "error: queue of :{:08x} is full ({len} messages, {bytes} bytes): {what}",
-                    c.handle
+                    "error: queue of :{handle:08x} is full ({len} messages, {bytes} bytes): {what}",
                 ),
             );
         }
@@ -561,7 +606,7 @@ impl Node {
                     } = m;
                     self.send(
                         None,
-                        c.handle,
+                        handle,
                         source,
                         ptype::ERROR,
                         session,
@@ -576,7 +621,6 @@ impl Node {
                 self.sockets_paused.fetch_add(1, Ordering::Relaxed);
                 Admitted::Hold
             }
-            Pushed::Queued => Admitted::Queued,
         }
     }
 
@@ -653,14 +697,13 @@ impl Node {
             // Logged before the queue is scheduled: once it is, an idle worker is woken and the
             // service's first message (snlua: its start code) may log before this line would.
             self.log(handle, format!("LAUNCH {} {}", name, parm.unwrap_or("")));
-            self.global.push(ctx.queue.clone());
+            self.global.push(ctx.clone());
             Some(handle)
         } else {
             self.log(handle, format!("error: launch {name} FAILED"));
-            let queue = ctx.queue.clone();
+            // The last reference answers what was queued meanwhile (see `Drop for Context`).
             drop(ctx);
             drop(self.handles.retire(handle));
-            queue.release(&self.global, |m| self.drop_message(handle, m));
             None
         }
     }
@@ -735,12 +778,9 @@ impl Node {
                 data,
             );
         }
-        match self.handles.grab(dest) {
-            Some(c) => {
-                let msg = Message::new(source, session, ty, data);
-                self.admit(&c, msg, admission_of(ty.into()));
-                session
-            }
+        let msg = move || Message::new(source, session, ty, data);
+        match self.admit(dest, msg, admission_of(ty.into())) {
+            Some(_) => session,
             None => -1,
         }
     }
@@ -795,12 +835,8 @@ impl Node {
     /// service is gone (the message is dropped). A full queue refuses it as [`Node::send`]
     /// does, unless it is a reply or an error reply (timer wake-ups are replies).
     pub fn push(&self, handle: u32, msg: Message) -> bool {
-        self.handles
-            .with(handle, |c| {
-                let admission = admission_of(msg.ty);
-                self.admit(c, msg, admission);
-            })
-            .is_some()
+        let admission = admission_of(msg.ty as u32);
+        self.admit(handle, || msg, admission).is_some()
     }
 
     /// Pushes a PTYPE_SOCKET message from the socket thread; `None` if the service is gone.
@@ -821,7 +857,7 @@ impl Node {
             (None, true) => Admission::Limited,
             (None, false) => Admission::Always,
         };
-        self.handles.with(handle, |c| self.admit(c, msg, admission))
+        self.admit(handle, || msg, admission)
     }
 
     /// `skynet_queryname`: `:hex` or `.name`; global names are not resolvable in C.
@@ -975,24 +1011,27 @@ impl Node {
         }
     }
 
-    /// One dispatch turn of a worker (upstream `skynet_context_message_dispatch`). `q` is the
-    /// queue kept from the previous turn; returns the queue for the next turn.
+    /// One dispatch turn of a worker (upstream `skynet_context_message_dispatch`). `ctx` is
+    /// the service kept from the previous turn; returns the service for the next turn.
     pub fn dispatch(
         &self,
         slot: &MonitorSlot,
         clock: &mut CpuClock,
-        q: Option<Arc<MessageQueue>>,
+        ctx: Option<Arc<Context>>,
         weight: i32,
-    ) -> Option<Arc<MessageQueue>> {
-        let q = match q {
-            Some(q) => q,
+    ) -> Option<Arc<Context>> {
+        let ctx = match ctx {
+            Some(c) => c,
             None => self.global.pop()?,
         };
-        let handle = q.handle();
-        let Some(ctx) = self.handles.grab(handle) else {
-            q.release(&self.global, |m| self.drop_message(handle, m));
+        if ctx.retired.load(Ordering::Relaxed) {
+            // Out of scheduling for good (its queue stays flagged as scheduled, so nothing
+            // schedules it again); the last reference answers what is queued.
+            drop(ctx);
             return self.global.pop();
-        };
+        }
+        let handle = ctx.handle;
+        let q = &ctx.queue;
         let mut held = ctx.take_callback();
         let mut n = 1;
         let mut i = 0;
@@ -1027,14 +1066,16 @@ impl Node {
             slot.trigger(0, 0);
             i += 1;
             if ctx.retired.load(Ordering::Relaxed) {
-                break; // the rest of the queue is answered with errors once ctx is gone
+                // The rest of the queue is answered with errors once the context is dropped.
+                ctx.put_back_callback(held);
+                drop(ctx);
+                return self.global.pop();
             }
         }
         ctx.put_back_callback(held);
-        drop(ctx);
-        // `remaining` may be stale (new messages), which only means no wake-up: the queue is
-        // on the global queue and a worker finds it.
-        Some(self.global.rotate(q, remaining > 0))
+        // `remaining` may be stale (new messages), which only means no wake-up: the service
+        // is on the global queue and a worker finds it.
+        Some(self.global.rotate(ctx, remaining > 0))
     }
 
     /// Handle of this node's `harbor id << 24` part.

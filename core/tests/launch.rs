@@ -109,7 +109,8 @@ fn pointer_carrying_types_are_refused_on_every_send_path(node: &Node, h: u32) {
     forged[0..4].copy_from_slice(&1i32.to_ne_bytes());
     forged[8..12].copy_from_slice(&8i32.to_ne_bytes());
     forged[16..24].copy_from_slice(&0xdead_beefusize.to_ne_bytes());
-    let queue = node.grab(h).expect("live").queue().clone();
+    let ctx = node.grab(h).expect("live");
+    let queue = ctx.queue();
     let by_hex = format!(":{h:x}");
     for ty in [
         ptype::SOCKET,

@@ -60,7 +60,7 @@ fn full_queue_refuses_requests_drops_one_way_and_never_refuses_replies() {
         .expect("an error reply for the refused request");
     assert_eq!(
         (reply.ty, reply.session, reply.source, reply.data.len()),
-        (ptype::ERROR as u32, 42, hb, 0)
+        (ptype::ERROR as u64, 42, hb, 0)
     );
     assert!(a.queue().pop().is_none(), "one reply only");
     // Replies, error replies and timer wake-ups (replies pushed by the core) are never refused.

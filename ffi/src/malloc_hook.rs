@@ -116,6 +116,12 @@ fn slot(handle: u32) -> Option<&'static AtomicIsize> {
     let s = &TABLE[handle as usize & (SLOTS - 1)];
     let old_handle = s.handle.load(Relaxed);
     let old_bytes = s.bytes.load(Relaxed);
+    // A slot already ours with nothing to clamp needs no compare-exchange: a service whose
+    // blocks are all freed (a message sent and handled) sits at 0 and would otherwise pay
+    // one at every allocation.
+    if old_handle == handle && old_bytes >= 0 {
+        return Some(&s.bytes);
+    }
     if old_handle == 0 || old_bytes <= 0 {
         // Free blocks charged before the slot was taken can leave it below zero.
         if s.handle

@@ -380,7 +380,7 @@ impl Callback for LuaCallback {
                 ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, CALLBACK_PREV_KEY.as_ptr());
             }
             ffi::lua_pushvalue(l, 2);
-            ffi::lua_pushinteger(l, ffi::lua_Integer::from(ty));
+            ffi::lua_pushinteger(l, ty as ffi::lua_Integer);
             ffi::lua_pushlightuserdata(l, p as *mut c_void);
             ffi::lua_pushinteger(l, sz as ffi::lua_Integer);
             ffi::lua_pushinteger(l, ffi::lua_Integer::from(session));
