@@ -720,7 +720,7 @@ mod tests {
         ));
         for i in 0..4 {
             let out = limited(&q, &g, msg(i));
-            assert!(matches!(out.pushed, None) && out.crossed.is_none());
+            assert!(out.pushed.is_none() && out.crossed.is_none());
         }
         let first = limited(&q, &g, msg(4));
         assert!(matches!(first.pushed, Some(Pushed::Refused(ref m)) if m.session == 4));
@@ -755,7 +755,7 @@ mod tests {
             },
         ));
         let big = Message::new(1, 0, 0, Payload::zeroed(60));
-        assert!(matches!(limited(&q, &g, big).pushed, None));
+        assert!(limited(&q, &g, big).pushed.is_none());
         // A socket DATA message of 50 bytes (type 1, id 7, ud 50, pointer unused).
         let mut head = Vec::new();
         for v in [1i32, 7, 50, 0, 0, 0] {
@@ -763,7 +763,7 @@ mod tests {
         }
         let sock = Message::new(0, 0, ptype::SOCKET as u8, Payload::copy_from(&head));
         assert_eq!(message_bytes(sock.ty as u32, &sock.data), 24 + 50);
-        assert!(matches!(limited(&q, &g, sock).pushed, None));
+        assert!(limited(&q, &g, sock).pushed.is_none());
         assert_eq!(q.bytes(), 60 + 74);
         assert!(matches!(
             limited(&q, &g, msg(1)).pushed,
@@ -771,7 +771,7 @@ mod tests {
         ));
         q.pop_counted().unwrap();
         assert_eq!(q.bytes(), 74);
-        assert!(matches!(limited(&q, &g, msg(2)).pushed, None));
+        assert!(limited(&q, &g, msg(2)).pushed.is_none());
         q.pop_counted().unwrap();
         q.pop_counted().unwrap();
         assert_eq!(q.bytes(), 0);
@@ -789,7 +789,7 @@ mod tests {
         ));
         for i in 0..4 {
             let out = out(g.admit(&q, msg(i), Admission::Socket(9)));
-            assert!(matches!(out.pushed, None));
+            assert!(out.pushed.is_none());
         }
         for i in 4..6 {
             let out = out(g.admit(&q, msg(i), Admission::Socket(9)));
@@ -817,7 +817,7 @@ mod tests {
         let g = GlobalQueue::new();
         let q = Arc::new(MessageQueue::new(3));
         for i in 0..10_000 {
-            assert!(matches!(limited(&q, &g, msg(i)).pushed, None));
+            assert!(limited(&q, &g, msg(i)).pushed.is_none());
         }
         q.set_limits(QueueLimits {
             messages: 10,
@@ -828,7 +828,7 @@ mod tests {
             Some(Pushed::Refused(_))
         ));
         q.set_limits(QueueLimits::UNLIMITED);
-        assert!(matches!(limited(&q, &g, msg(0)).pushed, None));
+        assert!(limited(&q, &g, msg(0)).pushed.is_none());
         assert_eq!(recovered(&q), Some(1));
     }
 }
