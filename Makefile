@@ -30,8 +30,8 @@ luaclib:
 	for n in $(LUACLIB_NAMES); do cp $(LUACLIB_TARGET)/release/libskynet_luaclib.so luaclib/$$n.so; done
 
 skynet:
-	$(CARGO) build --release -p skynet-ffi --bin skynet
-	cp $${CARGO_TARGET_DIR:-target}/release/skynet ./skynet
+	$(CARGO) build --profile release-lto -p skynet-ffi --bin skynet
+	cp $${CARGO_TARGET_DIR:-target}/release-lto/skynet ./skynet
 
 # libskynet.a and libskynet.so: the node for a program with its own main (include/skynet_imp.h,
 # include/skynet_static.h). The .so is linked from the whole archive so that it exports every
@@ -169,9 +169,9 @@ UPSTREAM_IS_LUA55 = $(shell grep -qE '^\#define[[:space:]]+LUA_VERSION_MINOR_N[[
 bench-upstream: skynet bmods
 	@if [ -z "$(UPSTREAM)" ]; then echo "usage: make bench-upstream UPSTREAM=path/to/built/skynet"; exit 2; fi
 	$(CARGO) build --release -p compat-tests --bin echo_load
-	$(if $(UPSTREAM_IS_LUA55),CARGO_TARGET_DIR=$(LUA55_TARGET) $(CARGO) build --release -p skynet-ffi --no-default-features --features lua55)
+	$(if $(UPSTREAM_IS_LUA55),CARGO_TARGET_DIR=$(LUA55_TARGET) $(CARGO) build --profile release-lto -p skynet-ffi --no-default-features --features lua55)
 	python3 compat-tests/bench/upstream/bench_upstream.py --upstream "$(UPSTREAM)" \
-		--ours $(if $(UPSTREAM_IS_LUA55),$(LUA55_BIN),./skynet) --moddir $(BUILD)/bench \
+		--ours $(if $(UPSTREAM_IS_LUA55),$(LUA55_TARGET)/release-lto/skynet,./skynet) --moddir $(BUILD)/bench \
 		--echo-load $(ECHO_LOAD) --out $(BENCH_UP_DIR)/$(notdir $(abspath $(UPSTREAM)))
 
 # Renders every target/bench-upstream/*/results.tsv (one bar per tree and metric) as

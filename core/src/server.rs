@@ -19,8 +19,8 @@ use crate::payload::Payload;
 use crate::socket_server::{NodeSink, SocketConfig, SocketServer};
 use crate::timer::Timer;
 use crate::{harbor, ptype};
-use parking_lot::{Mutex, ReentrantMutex, ReentrantMutexGuard};
-use std::cell::{Cell, RefCell};
+use parking_lot::{Mutex, MutexGuard};
+use std::cell::Cell;
 use std::ffi::CString;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -75,18 +75,15 @@ impl<F: FnMut(&Context, Message) + Send> Callback for F {
     }
 }
 
-struct CallbackSlot {
-    cb: Option<Box<dyn Callback>>,
-    /// Set by every `set_callback`, cleared when a dispatch turn takes the callback: a turn
-    /// that finds it set knows its callback was replaced while it ran (the new one stays).
-    replaced: bool,
+thread_local! {
+    /// The address of the context whose dispatch turn this thread runs (0: none), so that a
+    /// handler replacing its own callback does not wait for the lock its turn holds.
+    static DISPATCHING: Cell<usize> = const { Cell::new(0) };
 }
 
-/// The callback slot's lock is held for a whole dispatch turn, so a turn locks once however
-/// many messages it handles. It is reentrant because a handler may replace its own service's
-/// callback (`skynet_callback` from inside the callback); another thread that does so waits
-/// for the turn to end.
-type CallbackLock = ReentrantMutex<RefCell<CallbackSlot>>;
+/// A callback replaced from inside its own service's handler, applied by the turn once the
+/// handler returns: `None` if there is none; `Some(None)` clears the callback.
+type Pending = Option<Option<Box<dyn Callback>>>;
 
 /// A service context (upstream `struct skynet_context`).
 pub struct Context {
@@ -94,7 +91,13 @@ pub struct Context {
     module_name: Box<str>,
     instance: Option<Box<dyn Instance>>,
     queue: MessageQueue,
-    callback: CallbackLock,
+    /// Locked for a whole dispatch turn: one lock per turn however many messages it handles;
+    /// `set_callback` from another thread waits for the turn to end.
+    callback: Mutex<Option<Box<dyn Callback>>>,
+    /// `set_callback` from inside this service's handler (see [`DISPATCHING`]).
+    pending_callback: Mutex<Pending>,
+    /// Mirror of `pending_callback.is_some()`, checked without locking after each message.
+    has_pending: AtomicBool,
     session_id: AtomicI32,
     initialized: AtomicBool,
     /// Set when the handle is retired (EXIT, KILL, ABORT): a dispatch turn stops at once, so
@@ -127,10 +130,9 @@ impl Context {
             module_name: name.into(),
             instance: Some(instance),
             queue: MessageQueue::with_limits(handle, limits),
-            callback: ReentrantMutex::new(RefCell::new(CallbackSlot {
-                cb: None,
-                replaced: false,
-            })),
+            callback: Mutex::new(None),
+            pending_callback: Mutex::new(None),
+            has_pending: AtomicBool::new(false),
             session_id: AtomicI32::new(0),
             initialized: AtomicBool::new(false),
             retired: AtomicBool::new(false),
@@ -159,13 +161,14 @@ impl Context {
 
     /// Replaces (or clears) the message handler.
     pub fn set_callback(&self, cb: Option<Box<dyn Callback>>) {
-        let guard = self.callback.lock();
-        let old = {
-            let mut s = guard.borrow_mut();
-            s.replaced = true;
-            std::mem::replace(&mut s.cb, cb)
-        };
-        // Dropped with the slot free (a callback's drop may set one) but still locked.
+        if DISPATCHING.with(Cell::get) == self as *const Context as usize {
+            // From inside this service's handler: its turn holds the lock.
+            let old = self.pending_callback.lock().replace(cb);
+            self.has_pending.store(true, Ordering::Release);
+            drop(old);
+            return;
+        }
+        let old = std::mem::replace(&mut *self.callback.lock(), cb);
         drop(old);
     }
 
@@ -252,32 +255,41 @@ impl Context {
         node().log(self.handle, text)
     }
 
-    /// Locks the callback slot for a dispatch turn and takes the callback out of it (only the
-    /// worker holding the queue dispatches; the lock keeps other threads' `set_callback` out).
+    /// Locks the callback for a dispatch turn (only the worker holding the service dispatches
+    /// it; the lock keeps other threads' `set_callback` out until the turn ends).
     fn take_callback(&self) -> HeldCallback<'_> {
-        let guard = self.callback.lock();
-        let cb = {
-            let mut s = guard.borrow_mut();
-            s.replaced = false;
-            s.cb.take()
-        };
-        HeldCallback { guard, cb }
+        let mut guard = self.callback.lock();
+        let outer = DISPATCHING.with(|d| d.replace(self as *const Context as usize));
+        self.apply_pending(&mut guard);
+        HeldCallback { guard, outer }
     }
 
-    /// Puts the callback back after a turn, unless it was replaced meanwhile, and unlocks.
+    /// Ends a turn: applies a callback set by the last handler and unlocks.
     fn put_back_callback(&self, held: HeldCallback<'_>) {
-        let HeldCallback { guard, cb } = held;
-        let stale = {
-            let mut s = guard.borrow_mut();
-            if s.replaced {
-                cb
-            } else {
-                s.cb = cb;
-                None
-            }
-        };
-        drop(stale);
+        let HeldCallback { mut guard, outer } = held;
+        self.apply_pending(&mut guard);
+        DISPATCHING.with(|d| d.set(outer));
         drop(guard);
+    }
+
+    /// Installs a callback set from inside a handler, if any.
+    #[inline]
+    fn apply_pending(&self, slot: &mut Option<Box<dyn Callback>>) {
+        if self.has_pending.load(Ordering::Acquire) {
+            self.apply_pending_slow(slot);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn apply_pending_slow(&self, slot: &mut Option<Box<dyn Callback>>) {
+        let new = self.pending_callback.lock().take();
+        self.has_pending.store(false, Ordering::Release);
+        if let Some(cb) = new {
+            // The old one's drop may set a callback again: it lands in `pending_callback`.
+            let old = std::mem::replace(slot, cb);
+            drop(old);
+        }
     }
 
     /// A handler's panic, logged; out of line so that the dispatch path saves no registers
@@ -306,16 +318,8 @@ impl Context {
         // Counters written only by the dispatching worker: no read-modify-write atomics needed.
         let count = self.message_count.load(Ordering::Relaxed);
         self.message_count.store(count + 1, Ordering::Relaxed);
-        if held.guard.borrow().replaced {
-            let new = {
-                let mut s = held.guard.borrow_mut();
-                s.replaced = false;
-                s.cb.take()
-            };
-            let stale = std::mem::replace(&mut held.cb, new);
-            drop(stale);
-        }
-        let Some(cb) = held.cb.as_mut() else {
+        self.apply_pending(&mut held.guard);
+        let Some(cb) = held.guard.as_mut() else {
             return; // no handler: the message is freed silently
         };
         // A panicking handler must not take the worker thread down with it.
@@ -344,10 +348,11 @@ impl Scheduled for Arc<Context> {
     }
 }
 
-/// A callback taken out of its slot for one dispatch turn, with the slot locked.
+/// A service's callback, locked for one dispatch turn.
 struct HeldCallback<'a> {
-    guard: ReentrantMutexGuard<'a, RefCell<CallbackSlot>>,
-    cb: Option<Box<dyn Callback>>,
+    guard: MutexGuard<'a, Option<Box<dyn Callback>>>,
+    /// [`DISPATCHING`] before the turn (a turn may run inside another: `dispatch_all`).
+    outer: usize,
 }
 
 /// A worker's thread-CPU clock for `profile`. One reading per message: the reading that ends a

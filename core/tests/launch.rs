@@ -67,6 +67,51 @@ fn panics_in_create_or_init_fail_the_launch_and_leave_nothing_registered() {
 
     pointer_carrying_types_are_refused_on_every_send_path(node, h);
     a_panicking_handler_is_caught_and_the_service_serves_on(node, h);
+    a_handler_replaces_its_own_callback(node, h);
+}
+
+/// A handler may replace (or clear) its own service's callback while its dispatch turn holds
+/// the callback: the next message goes to the new one, within the same turn.
+fn a_handler_replaces_its_own_callback(node: &Node, h: u32) {
+    use skynet_core::mq::Message;
+    use skynet_core::payload::Payload;
+    use skynet_core::ptype;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static FIRST: AtomicUsize = AtomicUsize::new(0);
+    static SECOND: AtomicUsize = AtomicUsize::new(0);
+    static THIRD: AtomicUsize = AtomicUsize::new(0);
+    let ctx = node.grab(h).expect("live");
+    ctx.set_callback(Some(Box::new(|c: &Context, _: Message| {
+        FIRST.fetch_add(1, Ordering::Relaxed);
+        c.set_callback(Some(Box::new(|c: &Context, m: Message| {
+            SECOND.fetch_add(1, Ordering::Relaxed);
+            if m.data.as_slice() == b"clear" {
+                c.set_callback(None);
+            }
+        })));
+    })));
+    for text in ["a", "b", "clear", "dropped"] {
+        let p = Payload::copy_from(text.as_bytes());
+        assert_eq!(node.send(None, 7, h, ptype::TEXT, 0, p), 0);
+    }
+    ctx.dispatch_all();
+    assert_eq!(FIRST.load(Ordering::Relaxed), 1);
+    assert_eq!(SECOND.load(Ordering::Relaxed), 2, "b and clear");
+    // Set from outside a turn (another thread, as a C module may): the next turn uses it.
+    let setter = {
+        let ctx = ctx.clone();
+        std::thread::spawn(move || {
+            ctx.set_callback(Some(Box::new(|_: &Context, _: Message| {
+                THIRD.fetch_add(1, Ordering::Relaxed);
+            })))
+        })
+    };
+    setter.join().expect("set_callback from another thread");
+    let p = Payload::copy_from(b"third");
+    assert_eq!(node.send(None, 7, h, ptype::TEXT, 0, p), 0);
+    ctx.dispatch_all();
+    assert_eq!(SECOND.load(Ordering::Relaxed), 2);
+    assert_eq!(THIRD.load(Ordering::Relaxed), 1);
 }
 
 /// A handler that panics loses that message only: the panic is caught around the call, and
