@@ -1,9 +1,12 @@
 //! Per-service message queues and the global run queue (upstream `skynet_mq`).
 //!
+//! The global queue schedules the queues' owners (the node schedules service contexts, see
+//! [`Scheduled`]), so a worker that pops one holds the service itself.
+//!
 //! Invariants:
-//! - A service queue is on the global queue at most once: `in_global` is set when it is
-//!   scheduled and cleared only by a pop that finds it empty (the queue then leaves scheduling),
-//!   so a worker that holds a queue is the only one dispatching it.
+//! - A service queue's owner is on the global queue at most once: `in_global` is set when it
+//!   is scheduled and cleared only by a pop that finds it empty (the queue then leaves
+//!   scheduling), so a worker that holds an owner is the only one dispatching its queue.
 //! - Messages are FIFO per queue.
 //! - Idle workers sleep on a condition variable; whoever schedules work wakes one when work is
 //!   waiting that the scheduling thread will not take itself (see [`GlobalQueue::push`]).
