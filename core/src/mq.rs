@@ -468,7 +468,8 @@ impl<T: Scheduled> GlobalQueue<T> {
     }
 
     /// Appends a message to `owner`'s queue as `admission` allows, scheduling `owner` if its
-    /// queue was idle.
+    /// queue was idle. `Err` for a queue at or over its limits: the message was refused (and is
+    /// handed back) or, for socket data, queued all the same (see [`Pushed`]).
     // Inlined (as `enqueue`): a message passed by pointer is reloaded with wide loads over
     // the narrow stores that just built it, which stalls (see `Message`).
     #[inline(always)]
