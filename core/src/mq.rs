@@ -212,16 +212,20 @@ struct QueueState {
 
 /// A service's message queue.
 pub struct MessageQueue {
-    handle: u32,
     state: Mutex<QueueState>,
+}
+
+impl Default for MessageQueue {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl MessageQueue {
     /// A new queue, flagged as already scheduled: its owner joins the global queue only when
     /// its service finished init (see [`GlobalQueue::push`]).
-    pub fn new(handle: u32) -> MessageQueue {
+    pub fn new() -> MessageQueue {
         MessageQueue {
-            handle,
             state: Mutex::new(QueueState {
                 messages: VecDeque::with_capacity(INITIAL_CAPACITY),
                 in_global: true,
@@ -238,8 +242,8 @@ impl MessageQueue {
     }
 
     /// A new queue with `limits` (see [`Self::new`]).
-    pub fn with_limits(handle: u32, limits: QueueLimits) -> MessageQueue {
-        let q = Self::new(handle);
+    pub fn with_limits(limits: QueueLimits) -> MessageQueue {
+        let q = Self::new();
         q.set_limits(limits);
         q
     }
@@ -261,10 +265,6 @@ impl MessageQueue {
     /// Pushes refused over the queue's life.
     pub fn refused(&self) -> u64 {
         self.state.lock().refused
-    }
-
-    pub fn handle(&self) -> u32 {
-        self.handle
     }
 
     pub fn len(&self) -> usize {
@@ -479,20 +479,15 @@ impl<T: Scheduled> GlobalQueue<T> {
         msg: Message,
         admission: Admission,
     ) -> Result<(), Box<Overfull>> {
-        match owner.queue().enqueue(msg, admission) {
-            Ok(schedule) => {
-                if schedule {
-                    self.push(owner.clone());
-                }
-                Ok(())
-            }
-            Err(full) => {
-                if full.schedule {
-                    self.push(owner.clone());
-                }
-                Err(full)
-            }
+        let pushed = owner.queue().enqueue(msg, admission);
+        let schedule = match &pushed {
+            Ok(idle) => *idle,
+            Err(full) => full.schedule,
+        };
+        if schedule {
+            self.push(owner.clone());
         }
+        pushed.map(|_| ())
     }
 
     /// Appends a message to `owner`'s queue whatever its limits, scheduling `owner` if idle.
@@ -620,23 +615,21 @@ mod tests {
     #[test]
     fn new_queue_is_not_scheduled_until_popped_empty() {
         let g = GlobalQueue::new();
-        let q = Arc::new(MessageQueue::new(5));
+        let q = Arc::new(MessageQueue::new());
         g.push_message(&q, msg(1));
         assert!(g.is_empty(), "a queue in init must not be scheduled");
         assert_eq!(q.pop().unwrap().session, 1);
         assert!(q.pop().is_none());
         g.push_message(&q, msg(2));
         g.push_message(&q, msg(3));
-        assert_eq!(g.pop().unwrap().handle(), 5);
+        assert!(Arc::ptr_eq(&g.pop().unwrap(), &q));
         assert!(g.pop().is_none(), "scheduled once only");
     }
 
     #[test]
     fn non_workers_wake_a_sleeper_only_for_queues_beyond_the_awake_workers() {
         let r = |queues: usize, sleeping: usize, workers: usize| RunQueue {
-            queues: (0..queues)
-                .map(|h| Arc::new(MessageQueue::new(h as u32)))
-                .collect(),
+            queues: (0..queues).map(|_| Arc::new(MessageQueue::new())).collect(),
             sleeping,
             workers,
         };
@@ -659,16 +652,17 @@ mod tests {
         g.add_worker();
         g.add_worker();
         assert_eq!(g.run.lock().workers, 2);
-        g.push(Arc::new(MessageQueue::new(1)));
+        let q = Arc::new(MessageQueue::new());
+        g.push(q.clone());
         // No sleeper: push notifies nobody, the queue waits for a worker's next look.
         assert_eq!(g.sleeping(), 0);
-        assert_eq!(g.pop().unwrap().handle(), 1);
+        assert!(Arc::ptr_eq(&g.pop().unwrap(), &q));
     }
 
     #[test]
     fn overload_warns_at_doubling_thresholds() {
         let g = GlobalQueue::new();
-        let q = Arc::new(MessageQueue::new(1));
+        let q = Arc::new(MessageQueue::new());
         for i in 0..5000 {
             g.push_message(&q, msg(i));
         }
@@ -715,13 +709,10 @@ mod tests {
     #[test]
     fn limited_push_is_refused_at_the_message_limit_once_per_crossing() {
         let g = GlobalQueue::new();
-        let q = Arc::new(MessageQueue::with_limits(
-            3,
-            QueueLimits {
-                messages: 4,
-                bytes: 0,
-            },
-        ));
+        let q = Arc::new(MessageQueue::with_limits(QueueLimits {
+            messages: 4,
+            bytes: 0,
+        }));
         for i in 0..4 {
             let out = limited(&q, &g, msg(i));
             assert!(out.pushed.is_none() && out.crossed.is_none());
@@ -751,13 +742,10 @@ mod tests {
     #[test]
     fn byte_limit_counts_payload_and_socket_data() {
         let g = GlobalQueue::new();
-        let q = Arc::new(MessageQueue::with_limits(
-            3,
-            QueueLimits {
-                messages: 0,
-                bytes: 100,
-            },
-        ));
+        let q = Arc::new(MessageQueue::with_limits(QueueLimits {
+            messages: 0,
+            bytes: 100,
+        }));
         let big = Message::new(1, 0, 0, Payload::zeroed(60));
         assert!(limited(&q, &g, big).pushed.is_none());
         // A socket DATA message of 50 bytes (type 1, id 7, ud 50, pointer unused).
@@ -784,13 +772,10 @@ mod tests {
     #[test]
     fn socket_data_is_queued_over_the_limit_and_resumed_at_half() {
         let g = GlobalQueue::new();
-        let q = Arc::new(MessageQueue::with_limits(
-            3,
-            QueueLimits {
-                messages: 4,
-                bytes: 0,
-            },
-        ));
+        let q = Arc::new(MessageQueue::with_limits(QueueLimits {
+            messages: 4,
+            bytes: 0,
+        }));
         for i in 0..4 {
             let out = out(g.admit(&q, msg(i), Admission::Socket(9)));
             assert!(out.pushed.is_none());
@@ -819,7 +804,7 @@ mod tests {
     #[test]
     fn unlimited_queue_never_refuses_and_limits_can_change() {
         let g = GlobalQueue::new();
-        let q = Arc::new(MessageQueue::new(3));
+        let q = Arc::new(MessageQueue::new());
         for i in 0..10_000 {
             assert!(limited(&q, &g, msg(i)).pushed.is_none());
         }

@@ -129,7 +129,7 @@ impl Context {
             handle,
             module_name: name.into(),
             instance: Some(instance),
-            queue: MessageQueue::with_limits(handle, limits),
+            queue: MessageQueue::with_limits(limits),
             callback: Mutex::new(None),
             pending_callback: Mutex::new(None),
             has_pending: AtomicBool::new(false),
