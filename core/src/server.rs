@@ -105,9 +105,10 @@ pub struct Context {
     retired: AtomicBool,
     endless: AtomicBool,
     profile: bool,
-    /// Microseconds of thread CPU time spent in callbacks.
+    /// Nanoseconds of thread CPU time spent in callbacks (as [`CpuClock`] charges them).
     cpu_cost: AtomicU64,
-    /// Thread CPU time (us) when the current callback started.
+    /// The worker's thread CPU time (ns, as [`CpuClock`] estimates it) when the current
+    /// callback started.
     cpu_start: AtomicU64,
     message_count: AtomicU64,
     log: Mutex<Option<ServiceLog>>,
@@ -213,13 +214,15 @@ impl Context {
     }
 
     pub fn cpu_cost_us(&self) -> u64 {
-        self.cpu_cost.load(Ordering::Relaxed)
+        self.cpu_cost.load(Ordering::Relaxed) / 1_000
     }
 
-    /// CPU time of the message being handled so far, if profiling.
+    /// CPU time of the message being handled so far, if profiling (asked from its handler,
+    /// so on the thread that runs it).
     pub fn current_cpu_us(&self) -> Option<u64> {
-        self.profile
-            .then(|| thread_time_us().saturating_sub(self.cpu_start.load(Ordering::Relaxed)))
+        self.profile.then(|| {
+            thread_time_ns().saturating_sub(self.cpu_start.load(Ordering::Relaxed)) / 1_000
+        })
     }
 
     pub fn message_count(&self) -> u64 {
@@ -329,13 +332,12 @@ impl Context {
             }
         };
         if self.profile {
-            let start = clock.read();
+            let start = clock.start();
             self.cpu_start.store(start, Ordering::Relaxed);
             call(cb);
-            let end = clock.refresh();
+            let spent = clock.finish();
             let cost = self.cpu_cost.load(Ordering::Relaxed);
-            self.cpu_cost
-                .store(cost + end.saturating_sub(start), Ordering::Relaxed);
+            self.cpu_cost.store(cost + spent, Ordering::Relaxed);
         } else {
             call(cb);
         }
@@ -355,26 +357,83 @@ struct HeldCallback<'a> {
     outer: usize,
 }
 
-/// A worker's thread-CPU clock for `profile`. One reading per message: the reading that ends a
-/// message also starts the next one on the same worker, halving the clock syscalls; the core's
-/// own work between two messages (a pop, a few atomics) is charged to the next message.
-#[derive(Default)]
+/// A worker's clock for `profile`: what each message's callback costs in thread CPU time.
+///
+/// Reading the thread CPU clock is a system call (about 0.5 us on a VM, more than a whole
+/// C ping-pong message), the monotonic clock is not (vDSO, about 20 ns). So each message is
+/// timed on the monotonic clock and converted with the share of wall time this thread was on a
+/// CPU, and the thread CPU clock is read once per [`CpuClock::WINDOW`] to close a window: the
+/// message that closes it is charged the window's CPU time minus what the window's earlier
+/// messages were charged. Invariants: per window, the charges add up to the thread CPU time
+/// spent (so a service's total is exact up to the last window); a message as long as a window
+/// is charged exactly up to the error in its window's earlier estimates; the worker's own
+/// work between two messages is charged to the next one. A worker calls [`CpuClock::idle`]
+/// before it sleeps, so a window never spans a sleep.
 pub struct CpuClock {
+    /// Monotonic ns at the end of the last message; `None` after idle (recalibrate).
     last: Option<u64>,
+    /// Thread CPU ns and monotonic ns when the window opened.
+    window_cpu: u64,
+    window_wall: u64,
+    /// CPU ns charged since the window opened.
+    charged: u64,
+    /// CPU ns per wall ns of the last window, 16.16 fixed point, at most 1.0.
+    on_cpu: u64,
+}
+
+impl Default for CpuClock {
+    fn default() -> Self {
+        CpuClock {
+            last: None,
+            window_cpu: 0,
+            window_wall: 0,
+            charged: 0,
+            on_cpu: 1 << 16,
+        }
+    }
 }
 
 impl CpuClock {
-    fn read(&mut self) -> u64 {
-        match self.last {
-            Some(t) => t,
-            None => self.refresh(),
+    /// Wall time after which the thread CPU clock is read again.
+    pub const WINDOW: u64 = 1_000_000;
+
+    /// Starts timing a message; returns the thread CPU time (ns) it starts at, as estimated.
+    fn start(&mut self) -> u64 {
+        if self.last.is_none() {
+            let now = wall_time_ns();
+            self.window_cpu = thread_time_ns();
+            self.window_wall = now;
+            self.charged = 0;
+            self.last = Some(now);
         }
+        self.window_cpu + self.charged
     }
 
-    fn refresh(&mut self) -> u64 {
-        let t = thread_time_us();
-        self.last = Some(t);
-        t
+    /// Ends timing the message begun by [`CpuClock::start`]; returns the CPU ns to charge it.
+    fn finish(&mut self) -> u64 {
+        let now = wall_time_ns();
+        let last = self.last.unwrap_or(now);
+        self.last = Some(now);
+        let wall = now.saturating_sub(self.window_wall);
+        if wall < Self::WINDOW {
+            let spent = (now.saturating_sub(last) * self.on_cpu) >> 16;
+            self.charged += spent;
+            return spent;
+        }
+        let cpu = thread_time_ns();
+        let window = cpu.saturating_sub(self.window_cpu);
+        // u128: a window holds as much CPU time as its longest handler ran.
+        self.on_cpu = (((window as u128) << 16) / wall.max(1) as u128).min(1 << 16) as u64;
+        let spent = window.saturating_sub(self.charged);
+        self.window_cpu = cpu;
+        self.window_wall = now;
+        self.charged = 0;
+        spent
+    }
+
+    /// The worker is about to sleep: the next message opens a new window.
+    pub fn idle(&mut self) {
+        self.last = None;
     }
 }
 
@@ -408,11 +467,19 @@ pub fn panic_text(e: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
-/// Thread CPU time in microseconds (for `profile`).
-pub fn thread_time_us() -> u64 {
-    use nix::time::{clock_gettime, ClockId};
-    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
-        .map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1_000)
+/// Thread CPU time in nanoseconds (for `profile`).
+pub fn thread_time_ns() -> u64 {
+    clock_ns(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// Monotonic time in nanoseconds (for `profile`).
+fn wall_time_ns() -> u64 {
+    clock_ns(nix::time::ClockId::CLOCK_MONOTONIC)
+}
+
+fn clock_ns(id: nix::time::ClockId) -> u64 {
+    nix::time::clock_gettime(id)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
         .unwrap_or(0)
 }
 
@@ -1123,5 +1190,70 @@ mod tests {
         assert_eq!(parse_hex("12zz"), 0x12);
         assert_eq!(parse_hex("zz"), 0);
         assert_eq!(parse_hex(""), 0);
+    }
+
+    /// Burns thread CPU time until `ns` more has been spent.
+    fn spin_cpu(ns: u64) {
+        let t0 = thread_time_ns();
+        let mut x = 0u64;
+        while thread_time_ns() - t0 < ns {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+    }
+
+    #[test]
+    fn a_message_as_long_as_a_window_is_charged_its_thread_cpu_time() {
+        let mut c = CpuClock::default();
+        let before = thread_time_ns();
+        let start = c.start();
+        spin_cpu(3 * CpuClock::WINDOW);
+        let spent = c.finish();
+        let after = thread_time_ns();
+        assert!(start >= before && start <= after);
+        assert!(spent >= 3 * CpuClock::WINDOW, "charged {spent} ns");
+        assert!(
+            spent <= after - before,
+            "charged {spent} ns of {} ns",
+            after - before
+        );
+    }
+
+    #[test]
+    fn a_window_charges_at_least_its_cpu_time_and_at_most_its_wall_time() {
+        let mut c = CpuClock::default();
+        let (cpu0, wall0) = (thread_time_ns(), wall_time_ns());
+        let mut total = 0;
+        // Short messages inside one window, then one that closes it.
+        for _ in 0..20 {
+            c.start();
+            spin_cpu(10_000);
+            total += c.finish();
+        }
+        c.start();
+        spin_cpu(CpuClock::WINDOW);
+        total += c.finish();
+        let (cpu1, wall1) = (thread_time_ns(), wall_time_ns());
+        // The window opened after cpu0 and closed before cpu1: its CPU time is at most
+        // cpu1 - cpu0, and the spins alone are 1.2 ms of it.
+        assert!(total >= 1_200_000, "charged {total} ns");
+        assert!(
+            total <= (cpu1 - cpu0).max(wall1 - wall0),
+            "charged {total} ns"
+        );
+        assert_eq!(c.charged, 0, "the last message closed the window");
+    }
+
+    #[test]
+    fn after_idle_the_next_message_starts_from_a_fresh_reading() {
+        let mut c = CpuClock::default();
+        c.start();
+        c.finish();
+        // Work between messages while the worker is not idle is charged to the next message
+        // (it would start from the last reading, 2 ms back); after idle it is not.
+        spin_cpu(2 * CpuClock::WINDOW);
+        c.idle();
+        let before = thread_time_ns();
+        let start = c.start();
+        assert!(start >= before, "start {start} < {before}");
     }
 }

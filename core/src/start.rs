@@ -150,6 +150,7 @@ fn worker_thread(node: &Node, slot: &MonitorSlot, clock_busy: &WorkerClock, weig
     while !node.global.is_quit() {
         q = node.dispatch(slot, &mut clock, q, weight);
         if q.is_none() {
+            clock.idle();
             clock_busy.park_begin();
             node.global.park();
             clock_busy.park_end();
