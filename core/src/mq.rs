@@ -8,11 +8,12 @@
 //!   is scheduled and cleared only by a pop that finds it empty (the queue then leaves
 //!   scheduling), so a worker that holds an owner is the only one dispatching its queue.
 //! - Messages are FIFO per queue.
-//! - Idle workers sleep on a condition variable. A worker's own sends never wake one: the
-//!   worker takes what it scheduled after its turn (as upstream, where only the timer and
-//!   socket threads wake workers). A worker wakes a sleeper when it takes its next service
-//!   and a backlog is left behind ([`BACKLOG_WAKE`]), or when the service it rotates out still
-//!   has work; other threads wake one for queues beyond the awake workers.
+//! - Idle workers sleep on a condition variable. A worker wakes one only for a backlog
+//!   ([`BACKLOG_WAKE`] services waiting beyond the one it takes next, whether it schedules them
+//!   or finds them when it takes its next service) or when the service it rotates out still
+//!   has work: what it schedules otherwise it takes itself after its turn (upstream wakes
+//!   workers only from the timer and socket threads). Other threads wake one for queues
+//!   beyond the awake workers.
 //! - A queue counts its messages and the payload bytes they hold (for a socket message, the
 //!   data it points to as well). With [`Admission::Limited`] a push to a queue at or over its
 //!   [`QueueLimits`] is refused; the first refusal of a crossing is reported once, and the pop
@@ -511,16 +512,20 @@ impl<T: Scheduled> GlobalQueue<T> {
         let _always_queued = self.admit(owner, msg, Admission::Always);
     }
 
-    /// Schedules a service queue. A worker wakes nobody: it takes the queue itself after its
-    /// turn, or wakes help then if a backlog built up (see [`GlobalQueue::pop`]); that keeps
-    /// ping-pong traffic and hand-off chains on one thread without a futex call per message.
-    /// Another thread wakes one only when the waiting queues outnumber the awake workers.
+    /// Schedules a service queue. A worker wakes a sleeper only for a backlog beyond the queue
+    /// it will take itself after its turn: that keeps ping-pong traffic and hand-off chains on
+    /// one thread without a futex call per message, and a broadcast gets help at once.
+    /// Another thread wakes one when the waiting queues outnumber the awake workers.
     pub fn push(&self, q: T) {
         let is_worker = IS_WORKER.with(|w| w.get());
         let wake = {
             let mut r = self.run.lock();
             r.queues.push_back(q);
-            !is_worker && r.needs_wake()
+            if is_worker {
+                r.sleeping > 0 && r.queues.len() > BACKLOG_WAKE
+            } else {
+                r.needs_wake()
+            }
         };
         if wake {
             self.notify_one();
@@ -687,7 +692,7 @@ mod tests {
     }
 
     #[test]
-    fn a_worker_push_wakes_nobody_and_a_backlog_pop_does() {
+    fn a_worker_push_wakes_nobody_until_a_backlog_and_a_backlog_pop_does() {
         let g = Arc::new(GlobalQueue::<Arc<MessageQueue>>::new());
         g.add_worker();
         g.add_worker();
@@ -701,7 +706,8 @@ mod tests {
         while g.sleeping() == 0 {
             std::thread::yield_now();
         }
-        let queues: Vec<_> = (0..BACKLOG_WAKE + 1)
+        // As many as the worker takes next plus a backlog short of one.
+        let queues: Vec<_> = (0..BACKLOG_WAKE)
             .map(|_| Arc::new(MessageQueue::new()))
             .collect();
         let pusher = {
@@ -717,10 +723,37 @@ mod tests {
         // The sleeper stays asleep: nothing woke it (it rechecks only when notified).
         std::thread::sleep(std::time::Duration::from_millis(50));
         assert_eq!(g.sleeping(), 1, "a worker's pushes woke a sleeper");
-        // Taking one leaves a backlog of BACKLOG_WAKE: the sleeper is woken and returns.
+        // Taking one leaves BACKLOG_WAKE - 1: still nobody to wake.
         assert!(g.pop().is_some());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(g.sleeping(), 1, "a pop woke a sleeper short of a backlog");
+        // Two more pushes from a worker: BACKLOG_WAKE + 1 waiting, one for the pusher and a
+        // backlog beyond it: the sleeper is woken.
+        let pusher = {
+            let g = g.clone();
+            std::thread::spawn(move || {
+                set_worker_thread();
+                g.push(Arc::new(MessageQueue::new()));
+                g.push(Arc::new(MessageQueue::new()));
+            })
+        };
+        pusher.join().unwrap();
         sleeper.join().unwrap();
         assert_eq!(g.sleeping(), 0);
+        // A pop that leaves a backlog wakes a sleeper too (queued here without any wake-up).
+        while g.pop().is_some() {}
+        let sleeper = {
+            let g = g.clone();
+            std::thread::spawn(move || g.park())
+        };
+        while g.sleeping() == 0 {
+            std::thread::yield_now();
+        }
+        for _ in 0..=BACKLOG_WAKE {
+            g.run.lock().queues.push_back(Arc::new(MessageQueue::new()));
+        }
+        assert!(g.pop().is_some());
+        sleeper.join().unwrap();
     }
 
     #[test]
