@@ -365,10 +365,13 @@ struct HeldCallback<'a> {
 /// CPU, and the thread CPU clock is read once per [`CpuClock::WINDOW`] to close a window: the
 /// message that closes it is charged the window's CPU time minus what the window's earlier
 /// messages were charged. Invariants: per window, the charges add up to the thread CPU time
-/// spent (so a service's total is exact up to the last window); a message as long as a window
-/// is charged exactly up to the error in its window's earlier estimates; the worker's own
-/// work between two messages is charged to the next one. A worker calls [`CpuClock::idle`]
-/// before it sleeps, so a window never spans a sleep.
+/// spent, or to the earlier estimates if they already exceeded it (the thread was off a CPU
+/// more than in the window before: the next window's share is lower); a message as long as a
+/// window is charged exactly up to the error in its window's earlier estimates; the worker's
+/// own work between two messages is charged to the next one. Within a window the charges go
+/// by wall time, so a short handler that blocks in a system call is charged like one that
+/// computes. A worker calls [`CpuClock::idle`] before it sleeps, so a window never spans a
+/// sleep.
 pub struct CpuClock {
     /// Monotonic ns at the end of the last message; `None` after idle (recalibrate).
     last: Option<u64>,
