@@ -398,12 +398,12 @@ impl Default for CpuClock {
 
 impl CpuClock {
     /// Wall time after which the thread CPU clock is read again.
-    pub const WINDOW: u64 = 1_000_000;
+    const WINDOW: u64 = 1_000_000;
 
     /// Starts timing a message; returns the thread CPU time (ns) it starts at, as estimated.
     fn start(&mut self) -> u64 {
         if self.last.is_none() {
-            let now = wall_time_ns();
+            let now = monotonic_ns();
             self.window_cpu = thread_time_ns();
             self.window_wall = now;
             self.charged = 0;
@@ -414,7 +414,7 @@ impl CpuClock {
 
     /// Ends timing the message begun by [`CpuClock::start`]; returns the CPU ns to charge it.
     fn finish(&mut self) -> u64 {
-        let now = wall_time_ns();
+        let now = monotonic_ns();
         let last = self.last.unwrap_or(now);
         self.last = Some(now);
         let wall = now.saturating_sub(self.window_wall);
@@ -471,12 +471,13 @@ pub fn panic_text(e: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Thread CPU time in nanoseconds (for `profile`).
-pub fn thread_time_ns() -> u64 {
+fn thread_time_ns() -> u64 {
     clock_ns(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
 }
 
-/// Monotonic time in nanoseconds (for `profile`).
-fn wall_time_ns() -> u64 {
+/// CLOCK_MONOTONIC in nanoseconds (vDSO: no system call): `profile`'s message timing and
+/// `skynet.hpc`.
+pub fn monotonic_ns() -> u64 {
     clock_ns(nix::time::ClockId::CLOCK_MONOTONIC)
 }
 
@@ -1224,7 +1225,7 @@ mod tests {
     #[test]
     fn a_window_charges_at_least_its_cpu_time_and_at_most_its_wall_time() {
         let mut c = CpuClock::default();
-        let (cpu0, wall0) = (thread_time_ns(), wall_time_ns());
+        let (cpu0, wall0) = (thread_time_ns(), monotonic_ns());
         let mut total = 0;
         // Short messages inside one window, then one that closes it.
         for _ in 0..20 {
@@ -1235,7 +1236,7 @@ mod tests {
         c.start();
         spin_cpu(CpuClock::WINDOW);
         total += c.finish();
-        let (cpu1, wall1) = (thread_time_ns(), wall_time_ns());
+        let (cpu1, wall1) = (thread_time_ns(), monotonic_ns());
         // The window opened after cpu0 and closed before cpu1: its CPU time is at most
         // cpu1 - cpu0, and the spins alone are 1.2 ms of it.
         assert!(total >= 1_200_000, "charged {total} ns");

@@ -194,13 +194,9 @@ pub unsafe fn new_lib(l: *mut lua_State, funcs: &[(&CStr, CFunction)]) {
     }
 }
 
-/// Monotonic nanoseconds.
+/// Monotonic nanoseconds (CLOCK_MONOTONIC, as upstream's `skynet.hpc`).
 pub fn monotonic_ns() -> i64 {
-    use std::sync::OnceLock;
-    use std::time::Instant;
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    // Any fixed origin will do: callers only take differences.
-    ORIGIN.get_or_init(Instant::now).elapsed().as_nanos() as i64 + 1_000_000_000
+    skynet_core::server::monotonic_ns() as i64
 }
 
 #[cfg(test)]
