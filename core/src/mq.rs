@@ -13,7 +13,10 @@
 //!   or finds them when it takes its next service) or when the service it rotates out still
 //!   has work: what it schedules otherwise it takes itself after its turn (upstream wakes
 //!   workers only from the timer and socket threads). Other threads wake one for queues
-//!   beyond the awake workers.
+//!   beyond the awake workers. The timer thread wakes one once per tick only if queues wait
+//!   and no worker took one during the tick, or if every worker sleeps (upstream wakes one on
+//!   every tick, which moves a hand-off chain to another core 400 times a second and wakes
+//!   an idle node as often).
 //! - A queue counts its messages and the payload bytes they hold (for a socket message, the
 //!   data it points to as well). With [`Admission::Limited`] a push to a queue at or over its
 //!   [`QueueLimits`] is refused; the first refusal of a crossing is reported once, and the pop
@@ -428,6 +431,8 @@ struct RunQueue<T> {
     sleeping: usize,
     /// Worker threads registered with [`GlobalQueue::add_worker`] (0: unknown).
     workers: usize,
+    /// Queues taken by workers so far (wrapping): the timer thread's sign of progress.
+    taken: u64,
 }
 
 impl<T> RunQueue<T> {
@@ -437,6 +442,12 @@ impl<T> RunQueue<T> {
     fn needs_wake(&self) -> bool {
         self.sleeping > 0
             && (self.workers == 0 || self.queues.len() > self.workers.saturating_sub(self.sleeping))
+    }
+
+    /// Whether the timer thread should wake a sleeper for the waiting queues: nobody took
+    /// one for a whole tick (`stalled`), or every worker sleeps.
+    fn stalled_needs_wake(&self, stalled: bool) -> bool {
+        self.sleeping > 0 && !self.queues.is_empty() && (stalled || self.sleeping >= self.workers)
     }
 
     /// Whether a worker that has just taken its next service should wake a sleeper for what
@@ -472,6 +483,7 @@ impl<T: Scheduled> GlobalQueue<T> {
                 queues: VecDeque::new(),
                 sleeping: 0,
                 workers: 0,
+                taken: 0,
             }),
             park: Mutex::new(()),
             wake: Condvar::new(),
@@ -542,6 +554,7 @@ impl<T: Scheduled> GlobalQueue<T> {
             let mut r = self.run.lock();
             match r.queues.pop_front() {
                 Some(next) => {
+                    r.taken = r.taken.wrapping_add(1);
                     let wake = r.backlog_needs_wake() || (has_work && r.sleeping > 0);
                     r.queues.push_back(q);
                     (next, wake)
@@ -566,6 +579,7 @@ impl<T: Scheduled> GlobalQueue<T> {
         let (q, wake) = {
             let mut r = self.run.lock();
             let q = r.queues.pop_front();
+            r.taken = r.taken.wrapping_add(u64::from(q.is_some()));
             (q, r.backlog_needs_wake())
         };
         if wake {
@@ -601,9 +615,19 @@ impl<T: Scheduled> GlobalQueue<T> {
         }
     }
 
-    /// Wakes one sleeping worker, if any (the timer thread, on every tick).
-    pub fn wake_one(&self) {
-        if self.sleeping() > 0 {
+    /// The timer thread's check, once per tick (`last_taken` is its own record between
+    /// ticks): wakes a sleeping worker if queues wait and no worker took one since the previous
+    /// tick (the awake ones are held up, e.g. in long handlers), or if every worker sleeps.
+    /// Workers that keep taking queues get to the waiting ones in turn: waking another one
+    /// then would only move the work to another core (upstream wakes one on every tick).
+    pub fn wake_if_stalled(&self, last_taken: &mut u64) {
+        let wake = {
+            let r = self.run.lock();
+            let stalled = r.taken == *last_taken;
+            *last_taken = r.taken;
+            r.stalled_needs_wake(stalled)
+        };
+        if wake {
             self.notify_one();
         }
     }
@@ -662,6 +686,7 @@ mod tests {
             queues: (0..queues).map(|_| Arc::new(MessageQueue::new())).collect(),
             sleeping,
             workers,
+            taken: 0,
         };
         // Nobody sleeps: nobody to wake.
         assert!(!r(3, 0, 2).needs_wake());
@@ -682,6 +707,7 @@ mod tests {
             queues: (0..queues).map(|_| Arc::new(MessageQueue::new())).collect(),
             sleeping,
             workers: 2,
+            taken: 0,
         };
         // A hand-off chain leaves one or two services behind: the worker takes them itself.
         assert!(!r(BACKLOG_WAKE - 1, 1).backlog_needs_wake());
@@ -690,6 +716,62 @@ mod tests {
             !r(BACKLOG_WAKE + 5, 0).backlog_needs_wake(),
             "nobody to wake"
         );
+    }
+
+    #[test]
+    fn the_timer_wakes_a_sleeper_only_for_queues_nobody_took_for_a_tick() {
+        let r = |queues: usize, sleeping: usize| RunQueue {
+            queues: (0..queues).map(|_| Arc::new(MessageQueue::new())).collect(),
+            sleeping,
+            workers: 2,
+            taken: 0,
+        };
+        // A worker is awake and took a queue during the tick: it gets to this one in turn.
+        assert!(!r(1, 1).stalled_needs_wake(false));
+        // Nobody took one for a whole tick: the awake worker is held up.
+        assert!(r(1, 1).stalled_needs_wake(true));
+        // Every worker sleeps: wake one whatever happened during the tick.
+        assert!(r(1, 2).stalled_needs_wake(false));
+        // Nothing waits, or nobody sleeps: nothing to do (an idle node stays asleep).
+        assert!(!r(0, 2).stalled_needs_wake(true));
+        assert!(!r(2, 0).stalled_needs_wake(true));
+    }
+
+    #[test]
+    fn a_queue_left_waiting_for_a_whole_tick_wakes_a_sleeper() {
+        let g = Arc::new(GlobalQueue::<Arc<MessageQueue>>::new());
+        g.add_worker();
+        g.add_worker();
+        let sleeper = {
+            let g = g.clone();
+            std::thread::spawn(move || {
+                set_worker_thread();
+                g.park();
+            })
+        };
+        while g.sleeping() == 0 {
+            std::thread::yield_now();
+        }
+        let mut last = 0;
+        // The awake worker takes a queue and schedules another one: no wake-up at the push,
+        // and none at the tick, since a queue was taken during it.
+        let worker = {
+            let g = g.clone();
+            std::thread::spawn(move || {
+                set_worker_thread();
+                g.push(Arc::new(MessageQueue::new()));
+                assert!(g.pop().is_some());
+                g.push(Arc::new(MessageQueue::new()));
+            })
+        };
+        worker.join().unwrap();
+        g.wake_if_stalled(&mut last);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(g.sleeping(), 1, "a tick with progress woke a sleeper");
+        // The next tick finds the queue still waiting and nothing taken since: it wakes one.
+        g.wake_if_stalled(&mut last);
+        sleeper.join().unwrap();
+        assert_eq!(g.sleeping(), 0);
     }
 
     #[test]

@@ -160,16 +160,16 @@ fn worker_thread(node: &Node, slot: &MonitorSlot, clock_busy: &WorkerClock, weig
 
 fn timer_thread(node: &Node, hup: &AtomicBool) {
     set_current_handle(thread_kind::TIMER);
+    let mut last_taken = 0;
     loop {
         node.timer.update(node);
         if node.total() == 0 || node.abort_overdue() {
             break;
         }
-        // Upstream wakes a sleeping worker on every tick: a queue that got a
-        // message while it sat on the global queue (a push that scheduled nothing, so woke
-        // nobody) is otherwise stranded while the other workers are busy, e.g. in an endless
-        // loop.
-        node.global.wake_one();
+        // A queue that got a message while it sat on the global queue (a push that scheduled
+        // nothing, so woke nobody) would otherwise be stranded while the awake workers are
+        // held up, e.g. in an endless loop.
+        node.global.wake_if_stalled(&mut last_taken);
         thread::sleep(Duration::from_micros(2500));
         if hup.swap(false, Ordering::Relaxed) {
             reopen_logger(node);
