@@ -680,14 +680,41 @@ mod tests {
         assert!(g.pop().is_none(), "scheduled once only");
     }
 
-    #[test]
-    fn non_workers_wake_a_sleeper_only_for_queues_beyond_the_awake_workers() {
-        let r = |queues: usize, sleeping: usize, workers: usize| RunQueue {
+    /// A run queue with `queues` empty service queues waiting.
+    fn run_queue(queues: usize, sleeping: usize, workers: usize) -> RunQueue<Arc<MessageQueue>> {
+        RunQueue {
             queues: (0..queues).map(|_| Arc::new(MessageQueue::new())).collect(),
             sleeping,
             workers,
             taken: 0,
+        }
+    }
+
+    /// A global queue with two registered workers, one of them parked (its thread ends when
+    /// it is woken).
+    fn one_of_two_workers_parked() -> (
+        Arc<GlobalQueue<Arc<MessageQueue>>>,
+        std::thread::JoinHandle<()>,
+    ) {
+        let g = Arc::new(GlobalQueue::<Arc<MessageQueue>>::new());
+        g.add_worker();
+        g.add_worker();
+        let sleeper = {
+            let g = g.clone();
+            std::thread::spawn(move || {
+                set_worker_thread();
+                g.park();
+            })
         };
+        while g.sleeping() == 0 {
+            std::thread::yield_now();
+        }
+        (g, sleeper)
+    }
+
+    #[test]
+    fn non_workers_wake_a_sleeper_only_for_queues_beyond_the_awake_workers() {
+        let r = run_queue;
         // Nobody sleeps: nobody to wake.
         assert!(!r(3, 0, 2).needs_wake());
         // Every worker sleeps: one queue is enough.
@@ -703,12 +730,7 @@ mod tests {
 
     #[test]
     fn workers_wake_a_sleeper_for_a_backlog_only() {
-        let r = |queues: usize, sleeping: usize| RunQueue {
-            queues: (0..queues).map(|_| Arc::new(MessageQueue::new())).collect(),
-            sleeping,
-            workers: 2,
-            taken: 0,
-        };
+        let r = |queues, sleeping| run_queue(queues, sleeping, 2);
         // A hand-off chain leaves one or two services behind: the worker takes them itself.
         assert!(!r(BACKLOG_WAKE - 1, 1).backlog_needs_wake());
         assert!(r(BACKLOG_WAKE, 1).backlog_needs_wake());
@@ -720,12 +742,7 @@ mod tests {
 
     #[test]
     fn the_timer_wakes_a_sleeper_only_for_queues_nobody_took_for_a_tick() {
-        let r = |queues: usize, sleeping: usize| RunQueue {
-            queues: (0..queues).map(|_| Arc::new(MessageQueue::new())).collect(),
-            sleeping,
-            workers: 2,
-            taken: 0,
-        };
+        let r = |queues, sleeping| run_queue(queues, sleeping, 2);
         // A worker is awake and took a queue during the tick: it gets to this one in turn.
         assert!(!r(1, 1).stalled_needs_wake(false));
         // Nobody took one for a whole tick: the awake worker is held up.
@@ -739,19 +756,7 @@ mod tests {
 
     #[test]
     fn a_queue_left_waiting_for_a_whole_tick_wakes_a_sleeper() {
-        let g = Arc::new(GlobalQueue::<Arc<MessageQueue>>::new());
-        g.add_worker();
-        g.add_worker();
-        let sleeper = {
-            let g = g.clone();
-            std::thread::spawn(move || {
-                set_worker_thread();
-                g.park();
-            })
-        };
-        while g.sleeping() == 0 {
-            std::thread::yield_now();
-        }
+        let (g, sleeper) = one_of_two_workers_parked();
         let mut last = 0;
         // The awake worker takes a queue and schedules another one: no wake-up at the push,
         // and none at the tick, since a queue was taken during it.
@@ -776,19 +781,7 @@ mod tests {
 
     #[test]
     fn a_worker_push_wakes_nobody_until_a_backlog_and_a_backlog_pop_does() {
-        let g = Arc::new(GlobalQueue::<Arc<MessageQueue>>::new());
-        g.add_worker();
-        g.add_worker();
-        let sleeper = {
-            let g = g.clone();
-            std::thread::spawn(move || {
-                set_worker_thread();
-                g.park();
-            })
-        };
-        while g.sleeping() == 0 {
-            std::thread::yield_now();
-        }
+        let (g, sleeper) = one_of_two_workers_parked();
         // As many as the worker takes next plus a backlog short of one.
         let queues: Vec<_> = (0..BACKLOG_WAKE)
             .map(|_| Arc::new(MessageQueue::new()))
