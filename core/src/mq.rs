@@ -13,10 +13,10 @@
 //!   or finds them when it takes its next service) or when the service it rotates out still
 //!   has work: what it schedules otherwise it takes itself after its turn (upstream wakes
 //!   workers only from the timer and socket threads). Other threads wake one for queues
-//!   beyond the awake workers. The timer thread wakes one once per tick only if queues wait
-//!   and no worker took one during the tick, or if every worker sleeps (upstream wakes one on
-//!   every tick, which moves a hand-off chain to another core 400 times a second and wakes
-//!   an idle node as often).
+//!   beyond the awake workers. The timer thread wakes one once per tick only if the workers
+//!   took fewer queues during the tick than are waiting now (they are held up in long turns,
+//!   or stuck), or if every worker sleeps (upstream wakes one on every tick, which moves a
+//!   hand-off chain to another core 400 times a second and wakes an idle node as often).
 //! - A queue counts its messages and the payload bytes they hold (for a socket message, the
 //!   data it points to as well). With [`Admission::Limited`] a push to a queue at or over its
 //!   [`QueueLimits`] is refused; the first refusal of a crossing is reported once, and the pop
@@ -444,10 +444,14 @@ impl<T> RunQueue<T> {
             && (self.workers == 0 || self.queues.len() > self.workers.saturating_sub(self.sleeping))
     }
 
-    /// Whether the timer thread should wake a sleeper for the waiting queues: nobody took
-    /// one for a whole tick (`stalled`), or every worker sleeps.
-    fn stalled_needs_wake(&self, stalled: bool) -> bool {
-        self.sleeping > 0 && !self.queues.is_empty() && (stalled || self.sleeping >= self.workers)
+    /// Whether the timer thread should wake a sleeper for the waiting queues, given the
+    /// queues taken during the last tick: fewer than are waiting now (at that pace the awake
+    /// workers would not reach the last of them within a tick), or every worker sleeps.
+    fn stalled_needs_wake(&self, taken_in_tick: u64) -> bool {
+        let waiting = self.queues.len() as u64;
+        self.sleeping > 0
+            && waiting > 0
+            && (taken_in_tick < waiting || self.sleeping >= self.workers)
     }
 
     /// Whether a worker that has just taken its next service should wake a sleeper for what
@@ -616,16 +620,17 @@ impl<T: Scheduled> GlobalQueue<T> {
     }
 
     /// The timer thread's check, once per tick (`last_taken` is its own record between
-    /// ticks): wakes a sleeping worker if queues wait and no worker took one since the previous
-    /// tick (the awake ones are held up, e.g. in long handlers), or if every worker sleeps.
-    /// Workers that keep taking queues get to the waiting ones in turn: waking another one
-    /// then would only move the work to another core (upstream wakes one on every tick).
+    /// ticks): wakes a sleeping worker if the workers took fewer queues since the previous
+    /// tick than are waiting now (the awake ones are held up in long turns, or stuck), or if
+    /// every worker sleeps. Workers that keep taking queues faster get to the waiting ones in
+    /// turn: waking another one then would only move the work to another core (upstream
+    /// wakes one on every tick).
     pub fn wake_if_stalled(&self, last_taken: &mut u64) {
         let wake = {
             let r = self.run.lock();
-            let stalled = r.taken == *last_taken;
+            let taken_in_tick = r.taken.wrapping_sub(*last_taken);
             *last_taken = r.taken;
-            r.stalled_needs_wake(stalled)
+            r.stalled_needs_wake(taken_in_tick)
         };
         if wake {
             self.notify_one();
@@ -741,42 +746,75 @@ mod tests {
     }
 
     #[test]
-    fn the_timer_wakes_a_sleeper_only_for_queues_nobody_took_for_a_tick() {
+    fn the_timer_wakes_a_sleeper_only_for_queues_the_workers_are_too_slow_for() {
         let r = |queues, sleeping| run_queue(queues, sleeping, 2);
-        // A worker is awake and took a queue during the tick: it gets to this one in turn.
-        assert!(!r(1, 1).stalled_needs_wake(false));
-        // Nobody took one for a whole tick: the awake worker is held up.
-        assert!(r(1, 1).stalled_needs_wake(true));
+        // The awake worker took as many queues during the tick as wait now (a ping-pong takes
+        // thousands): it gets to them in turn.
+        assert!(!r(1, 1).stalled_needs_wake(1));
+        assert!(!r(3, 1).stalled_needs_wake(5000));
+        // Fewer taken than waiting (long turns), or none (stuck): wake one.
+        assert!(r(3, 1).stalled_needs_wake(2));
+        assert!(r(1, 1).stalled_needs_wake(0));
         // Every worker sleeps: wake one whatever happened during the tick.
-        assert!(r(1, 2).stalled_needs_wake(false));
+        assert!(r(1, 2).stalled_needs_wake(5000));
         // Nothing waits, or nobody sleeps: nothing to do (an idle node stays asleep).
-        assert!(!r(0, 2).stalled_needs_wake(true));
-        assert!(!r(2, 0).stalled_needs_wake(true));
+        assert!(!r(0, 2).stalled_needs_wake(0));
+        assert!(!r(2, 0).stalled_needs_wake(0));
     }
 
     #[test]
     fn a_queue_left_waiting_for_a_whole_tick_wakes_a_sleeper() {
         let (g, sleeper) = one_of_two_workers_parked();
-        let mut last = 0;
-        // The awake worker takes a queue and schedules another one: no wake-up at the push,
-        // and none at the tick, since a queue was taken during it.
-        let worker = {
-            let g = g.clone();
+        let asleep_after_a_while = |g: &GlobalQueue<Arc<MessageQueue>>| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            g.sleeping() == 1
+        };
+        let as_worker = |f: Box<dyn FnOnce() + Send>| {
             std::thread::spawn(move || {
                 set_worker_thread();
-                g.push(Arc::new(MessageQueue::new()));
+                f();
+            })
+            .join()
+            .unwrap();
+        };
+        let mut last = 0;
+        // The awake worker takes a queue and schedules another one: no wake-up at the push,
+        // and none at the tick, since it took as many as wait now.
+        let held = Arc::new(MessageQueue::new());
+        {
+            let (g, held) = (g.clone(), held.clone());
+            as_worker(Box::new(move || {
+                g.push(held);
                 assert!(g.pop().is_some());
                 g.push(Arc::new(MessageQueue::new()));
-            })
-        };
-        worker.join().unwrap();
+            }));
+        }
         g.wake_if_stalled(&mut last);
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert_eq!(g.sleeping(), 1, "a tick with progress woke a sleeper");
-        // The next tick finds the queue still waiting and nothing taken since: it wakes one.
+        assert!(
+            asleep_after_a_while(&g),
+            "a tick with progress woke a sleeper"
+        );
+        // A rotation takes the waiting queue and leaves the held one waiting (a ping-pong):
+        // progress again.
+        {
+            let g = g.clone();
+            as_worker(Box::new(move || {
+                g.rotate(held, false);
+            }));
+        }
         g.wake_if_stalled(&mut last);
+        assert!(
+            asleep_after_a_while(&g),
+            "a tick after a rotation woke a sleeper"
+        );
+        // The next tick finds a queue still waiting and nothing taken since: it wakes one.
+        g.wake_if_stalled(&mut last);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while g.sleeping() != 0 && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert_eq!(g.sleeping(), 0, "a stalled tick left the sleeper asleep");
         sleeper.join().unwrap();
-        assert_eq!(g.sleeping(), 0);
     }
 
     #[test]
