@@ -454,10 +454,13 @@ impl<T> RunQueue<T> {
             && (taken_in_tick < waiting || self.sleeping >= self.workers)
     }
 
-    /// Whether a worker that has just taken its next service should wake a sleeper for what
-    /// is left: a backlog of [`BACKLOG_WAKE`] or more.
-    fn backlog_needs_wake(&self) -> bool {
-        self.sleeping > 0 && self.queues.len() >= BACKLOG_WAKE
+    /// Whether a worker should wake a sleeper for what waits beyond the service it takes
+    /// next: a backlog of [`BACKLOG_WAKE`] or more. `next_taken`: it has taken that one
+    /// already (pop, rotate); otherwise it is still on the run queue (a push: the worker
+    /// takes the first waiting one after its turn).
+    fn backlog_needs_wake(&self, next_taken: bool) -> bool {
+        let beyond_next = self.queues.len().saturating_sub(usize::from(!next_taken));
+        self.sleeping > 0 && beyond_next >= BACKLOG_WAKE
     }
 }
 
@@ -539,7 +542,7 @@ impl<T: Scheduled> GlobalQueue<T> {
             let mut r = self.run.lock();
             r.queues.push_back(q);
             if is_worker {
-                r.sleeping > 0 && r.queues.len() > BACKLOG_WAKE
+                r.backlog_needs_wake(false)
             } else {
                 r.needs_wake()
             }
@@ -559,7 +562,7 @@ impl<T: Scheduled> GlobalQueue<T> {
             match r.queues.pop_front() {
                 Some(next) => {
                     r.taken = r.taken.wrapping_add(1);
-                    let wake = r.backlog_needs_wake() || (has_work && r.sleeping > 0);
+                    let wake = r.backlog_needs_wake(true) || (has_work && r.sleeping > 0);
                     r.queues.push_back(q);
                     (next, wake)
                 }
@@ -584,7 +587,7 @@ impl<T: Scheduled> GlobalQueue<T> {
             let mut r = self.run.lock();
             let q = r.queues.pop_front();
             r.taken = r.taken.wrapping_add(u64::from(q.is_some()));
-            (q, r.backlog_needs_wake())
+            (q, r.backlog_needs_wake(true))
         };
         if wake {
             self.notify_one();
@@ -737,10 +740,13 @@ mod tests {
     fn workers_wake_a_sleeper_for_a_backlog_only() {
         let r = |queues, sleeping| run_queue(queues, sleeping, 2);
         // A hand-off chain leaves one or two services behind: the worker takes them itself.
-        assert!(!r(BACKLOG_WAKE - 1, 1).backlog_needs_wake());
-        assert!(r(BACKLOG_WAKE, 1).backlog_needs_wake());
+        assert!(!r(BACKLOG_WAKE - 1, 1).backlog_needs_wake(true));
+        assert!(r(BACKLOG_WAKE, 1).backlog_needs_wake(true));
+        // At a push the first waiting one is the worker's own next: one more is needed.
+        assert!(!r(BACKLOG_WAKE, 1).backlog_needs_wake(false));
+        assert!(r(BACKLOG_WAKE + 1, 1).backlog_needs_wake(false));
         assert!(
-            !r(BACKLOG_WAKE + 5, 0).backlog_needs_wake(),
+            !r(BACKLOG_WAKE + 5, 0).backlog_needs_wake(true),
             "nobody to wake"
         );
     }
