@@ -1,6 +1,6 @@
 //! Builds the embedded Lua (feature `embedded`): the sources of the `lua-src` crate pinned in
-//! Cargo.lock, copied to OUT_DIR, extended by our shared-prototype patch (see
-//! `luapatch/lshare.c` and the edits below), compiled into a static library that is linked whole (every API symbol stays in
+//! Cargo.lock, copied to OUT_DIR, extended by our patch (shared prototypes, see
+//! `luapatch/lshare.c`, and the edits below), compiled into a static library that is linked whole (every API symbol stays in
 //! the executable, which exports them to C modules). mlua links nothing itself (`external`).
 //!
 //! `SKYNET_LUA_SRC_DIR` may name a directory holding `lua-5.4.x/` and `lua-5.5.x/` (for
@@ -17,7 +17,8 @@ struct Edit {
     replace: &'static str,
 }
 
-/// Our change to Lua's own files (both versions); the new code lives in `luapatch/lshare.c`.
+/// Our changes to Lua's own files (both versions): shared prototypes (the new code lives in
+/// `luapatch/lshare.c`) and a cheaper `lua_close` (a killed service frees its whole heap).
 const EDITS: &[Edit] = &[
     Edit {
         file: "lgc.h",
@@ -28,6 +29,42 @@ const EDITS: &[Edit] = &[
 ** its strings) has this age and no color: no collector marks, barriers or frees it */\n\
 #define G_SHARED\t7\n\
 #define isshared(o)\t(getage(o) == G_SHARED)\n",
+    },
+    // lua_close (a killed service): every object is freed, so the string table is emptied at
+    // once instead of unlinking each short string from its hash chain.
+    Edit {
+        file: "lgc.h",
+        find: "#define GCSTPCLS\t4  /* bit true when closing Lua state */\n",
+        replace: "#define GCSTPCLS\t4  /* bit true when closing Lua state */\n\
+/* skynet: lua_close is freeing every object and has emptied the string table */\n\
+#define GCSTPFREE\t8\n",
+    },
+    Edit {
+        file: "lgc.c",
+        find: "      luaS_remove(L, ts);  /* remove it from hash table */\n",
+        replace: concat!(
+            "      if (!(G(L)->gcstp & GCSTPFREE))  /* skynet: the table is already empty */\n",
+            "        luaS_remove(L, ts);  /* remove it from hash table */\n",
+        ),
+    },
+    // The list walk misses the cache at each object (a killed service's objects were last
+    // touched long ago): fetch the next object while this one is freed.
+    Edit {
+        file: "lgc.c",
+        find: "    GCObject *next = p->next;\n    freeobj(L, p);\n",
+        replace: "    GCObject *next = p->next;\n    __builtin_prefetch(next);  /* skynet */\n    freeobj(L, p);\n",
+    },
+    Edit {
+        file: "lgc.c",
+        find: "  callallpendingfinalizers(L);\n  deletelist(L, g->allgc, ",
+        replace: concat!(
+            "  callallpendingfinalizers(L);\n",
+            "  /* skynet: no code runs from here on; every string goes */\n",
+            "  memset(g->strt.hash, 0, g->strt.size * sizeof(TString *));\n",
+            "  g->strt.nuse = 0;\n",
+            "  g->gcstp |= GCSTPFREE;\n",
+            "  deletelist(L, g->allgc, ",
+        ),
     },
     Edit {
         file: "lstring.h",
@@ -51,6 +88,25 @@ LUAI_FUNC unsigned int luaS_processseed (unsigned int candidate);\n",
 
 /// Lua 5.4 only.
 const EDITS_54: &[Edit] = &[
+    // lua_close of a state in generational mode (every snlua service): leave that mode as Lua
+    // 5.5 does, by entering the sweep phase (old objects stay black; a barrier in that phase
+    // whitens, an explicit collection from a finalizer sweeps them white before marking), not
+    // by whitening every object as enterinc does, a walk over all of them right before
+    // deletelist walks them again to free them.
+    Edit {
+        file: "lgc.c",
+        find: "  luaC_changemode(L, KGC_INC);\n  separatetobefnz(g, 1);",
+        replace: concat!(
+            "  if (g->gckind == KGC_GEN) {  /* skynet: as Lua 5.5's minor2inc */\n",
+            "    g->reallyold = g->old1 = g->survival = NULL;\n",
+            "    g->finobjrold = g->finobjold1 = g->finobjsur = NULL;\n",
+            "    g->gckind = KGC_INC;\n",
+            "    g->lastatomic = 0;\n",
+            "    entersweep(L);\n",
+            "  }\n",
+            "  separatetobefnz(g, 1);",
+        ),
+    },
     Edit {
         file: "ltable.c",
         find: "    case ctb(LUA_VLNGSTR):\n      return luaS_eqlngstr(tsvalue(k1), keystrval(n2));\n",
@@ -164,7 +220,7 @@ fn apply(dir: &Path, edit: &Edit) {
     let n = text.matches(edit.find).count();
     assert!(
         n == 1,
-        "shared-prototype patch: expected exactly one occurrence in {} of {:?}, found {n} \
+        "Lua patch: expected exactly one occurrence in {} of {:?}, found {n} \
          (the Lua sources changed; update lualib-src/build.rs)",
         edit.file,
         edit.find

@@ -367,6 +367,91 @@ unsafe fn lalloc_grow(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lua::lua_function;
+
+    /// Sums the finalizers below report (`report(sum)`), and how many did.
+    static REPORTED: Mutex<Vec<i64>> = Mutex::new(Vec::new());
+
+    #[lua_function]
+    unsafe extern "C-unwind" fn report(l: *mut lua_State) -> c_int {
+        // SAFETY: called by Lua with one integer argument.
+        let v = unsafe { ffi::luaL_checkinteger(l, 1) };
+        REPORTED.lock().push(v);
+        0
+    }
+
+    /// Sets the VM's memory limit 64 KiB above what it uses now.
+    #[lua_function]
+    unsafe extern "C-unwind" fn tight(l: *mut lua_State) -> c_int {
+        // SAFETY: `l` is a state of a `Vm`.
+        let vm = unsafe { Vm::of(l) }.expect("a Vm's state");
+        vm.set_limit(vm.memory() + 64 * 1024);
+        0
+    }
+
+    /// lua_close of a VM in generational mode (every service's) leaves that mode without
+    /// whitening every object and frees strings without unlinking them (our Lua patch): the
+    /// finalizers it runs must still see a whole heap, old objects' young children included,
+    /// and find the interned strings, also after the emergency collection an allocation over
+    /// the memory limit runs in the middle of a finalizer (the one collection that can run
+    /// then: `collectgarbage` is refused in finalizers).
+    #[test]
+    fn closing_a_generational_vm_gives_finalizers_a_whole_heap() {
+        const CODE: &str = r#"
+            collectgarbage("generational")
+            local keep = {}
+            for i = 1, 2000 do keep[i] = { name = "key" .. i, list = { i, "v" .. i } } end
+            collectgarbage() collectgarbage() -- 'keep' and its entries are old now
+            -- generational for sure (a run of bad major collections switches to incremental)
+            collectgarbage("incremental") collectgarbage("generational")
+            collectgarbage("stop") -- no minor collection ages what follows
+            for i = 1, #keep do keep[i].fresh = { "f" .. i } end -- young children of old tables
+            local garbage = {}
+            for k = 1, 5000 do garbage[k] = { string.rep("g", k % 40) .. k } end
+            garbage = nil -- for the emergency collections to free
+            for _ = 1, 10 do
+                setmetatable({}, { __gc = function()
+                    tight()
+                    local junk = {} -- over the limit half-way: an emergency collection
+                    for k = 1, 1500 do junk[k] = { string.rep("x", k % 40) .. k } end
+                    local sum = 0
+                    for i = 1, #keep do
+                        local e = keep[i]
+                        if e.name ~= "key" .. i or e.list[2] ~= "v" .. i
+                            or e.fresh[1] ~= "f" .. i then
+                            return
+                        end
+                        sum = sum + e.list[1]
+                    end
+                    report(sum)
+                end })
+            end
+        "#;
+        let vm = Vm::new().expect("a new VM");
+        let l = vm.state();
+        // SAFETY: a fresh state of this thread; the chunk runs protected.
+        unsafe {
+            ffi::luaL_openlibs(l);
+            ffi::lua_pushcfunction(l, report);
+            ffi::lua_setglobal(l, c"report".as_ptr());
+            ffi::lua_pushcfunction(l, tight);
+            ffi::lua_setglobal(l, c"tight".as_ptr());
+            assert_eq!(
+                ffi::luaL_loadbufferx(
+                    l,
+                    CODE.as_ptr().cast(),
+                    CODE.len(),
+                    c"=t".as_ptr(),
+                    std::ptr::null()
+                ),
+                ffi::LUA_OK
+            );
+            assert_eq!(ffi::lua_pcall(l, 0, 0, 0), ffi::LUA_OK);
+        }
+        REPORTED.lock().clear();
+        drop(vm);
+        assert_eq!(*REPORTED.lock(), vec![2000 * 2001 / 2; 10]);
+    }
 
     #[test]
     fn a_dropped_vm_leaves_the_registry() {
