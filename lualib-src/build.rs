@@ -60,7 +60,8 @@ const EDITS: &[Edit] = &[
         replace: concat!(
             "  callallpendingfinalizers(L);\n",
             "  /* skynet: no code runs from here on; every string goes */\n",
-            "  memset(g->strt.hash, 0, g->strt.size * sizeof(TString *));\n",
+            "  if (g->strt.hash != NULL)  /* NULL if lua_newstate failed half-way */\n",
+            "    memset(g->strt.hash, 0, g->strt.size * sizeof(TString *));\n",
             "  g->strt.nuse = 0;\n",
             "  g->gcstp |= GCSTPFREE;\n",
             "  deletelist(L, g->allgc, ",
@@ -89,10 +90,14 @@ LUAI_FUNC unsigned int luaS_processseed (unsigned int candidate);\n",
 /// Lua 5.4 only.
 const EDITS_54: &[Edit] = &[
     // lua_close of a state in generational mode (every snlua service): leave that mode as Lua
-    // 5.5 does, by entering the sweep phase (old objects stay black; a barrier in that phase
-    // whitens, an explicit collection from a finalizer sweeps them white before marking), not
-    // by whitening every object as enterinc does, a walk over all of them right before
-    // deletelist walks them again to free them.
+    // 5.5 does, by entering the sweep phase, not by whitening every object as enterinc does (a
+    // walk over all of them right before deletelist walks them again to free them). Old
+    // objects stay black and keep their ages: a barrier in the sweep phase whitens, and the one
+    // collection that can still run (an emergency one, on an allocation failure in a
+    // finalizer; finalizers cannot call `collectgarbage`) finishes the sweep, which whitens
+    // them all, before it marks. Lua's internal assertions (LUAI_ASSERT, never defined here)
+    // would object to old ages in incremental mode, as 5.4's barrier asserts; 5.5 dropped
+    // that assertion for its own way out of generational mode.
     Edit {
         file: "lgc.c",
         find: "  luaC_changemode(L, KGC_INC);\n  separatetobefnz(g, 1);",

@@ -380,28 +380,44 @@ mod tests {
         0
     }
 
-    /// Sets the VM's memory limit 64 KiB above what it uses now.
+    /// Sets the VM's memory limit 64 KiB above what it uses now, and returns that use.
     #[lua_function]
     unsafe extern "C-unwind" fn tight(l: *mut lua_State) -> c_int {
         // SAFETY: `l` is a state of a `Vm`.
         let vm = unsafe { Vm::of(l) }.expect("a Vm's state");
         vm.set_limit(vm.memory() + 64 * 1024);
-        0
+        // SAFETY: as above.
+        unsafe { ffi::lua_pushinteger(l, vm.memory() as ffi::lua_Integer) };
+        1
+    }
+
+    /// The VM's memory use (`collectgarbage "count"` answers nothing in a finalizer).
+    #[lua_function]
+    unsafe extern "C-unwind" fn mem(l: *mut lua_State) -> c_int {
+        // SAFETY: `l` is a state of a `Vm`.
+        let vm = unsafe { Vm::of(l) }.expect("a Vm's state");
+        // SAFETY: as above.
+        unsafe { ffi::lua_pushinteger(l, vm.memory() as ffi::lua_Integer) };
+        1
     }
 
     /// lua_close of a VM in generational mode (every service's) leaves that mode without
     /// whitening every object and frees strings without unlinking them (our Lua patch): the
     /// finalizers it runs must still see a whole heap, old objects' young children included,
-    /// and find the interned strings, also after the emergency collection an allocation over
-    /// the memory limit runs in the middle of a finalizer (the one collection that can run
-    /// then: `collectgarbage` is refused in finalizers).
+    /// and find the interned strings, also after writes into old objects (barriers) and the
+    /// emergency collection an allocation over the memory limit runs in the middle of a
+    /// finalizer (the one collection that can run then: `collectgarbage` is refused in
+    /// finalizers).
     #[test]
     fn closing_a_generational_vm_gives_finalizers_a_whole_heap() {
         const CODE: &str = r#"
             collectgarbage("generational")
             local keep = {}
             for i = 1, 2000 do keep[i] = { name = "key" .. i, list = { i, "v" .. i } } end
-            collectgarbage() collectgarbage() -- 'keep' and its entries are old now
+            local box, up = {}, 0
+            local function set(v) up = v end
+            local function get() return up end
+            collectgarbage() collectgarbage() -- all the above is old (black) now
             -- generational for sure (a run of bad major collections switches to incremental)
             collectgarbage("incremental") collectgarbage("generational")
             collectgarbage("stop") -- no minor collection ages what follows
@@ -409,11 +425,18 @@ mod tests {
             local garbage = {}
             for k = 1, 5000 do garbage[k] = { string.rep("g", k % 40) .. k } end
             garbage = nil -- for the emergency collections to free
+            local fin = 0
             for _ = 1, 10 do
                 setmetatable({}, { __gc = function()
-                    tight()
+                    fin = fin + 1
+                    box[fin] = { "b" .. fin } -- barriers on old black objects: a table ...
+                    set({ "u" .. fin }) -- ... and an upvalue
+                    local before = tight()
                     local junk = {} -- over the limit half-way: an emergency collection
                     for k = 1, 1500 do junk[k] = { string.rep("x", k % 40) .. k } end
+                    -- it ran (and freed more than 'junk' holds)
+                    if mem() >= before then report(-1) return end
+                    if box[fin][1] ~= "b" .. fin or get()[1] ~= "u" .. fin then return end
                     local sum = 0
                     for i = 1, #keep do
                         local e = keep[i]
@@ -436,6 +459,8 @@ mod tests {
             ffi::lua_setglobal(l, c"report".as_ptr());
             ffi::lua_pushcfunction(l, tight);
             ffi::lua_setglobal(l, c"tight".as_ptr());
+            ffi::lua_pushcfunction(l, mem);
+            ffi::lua_setglobal(l, c"mem".as_ptr());
             assert_eq!(
                 ffi::luaL_loadbufferx(
                     l,
