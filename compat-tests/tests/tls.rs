@@ -160,37 +160,52 @@ struct OpensslServer {
 type ChildOut = std::io::Lines<BufReader<std::process::ChildStdout>>;
 
 impl OpensslServer {
-    /// Started with `args`, or None (a skip) where the `openssl` command is missing.
-    fn start(certs: &Certs, port: u16, args: &[&str]) -> Option<OpensslServer> {
-        let child = Command::new("openssl")
-            .args(["s_server", "-www", "-accept"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("-cert")
-            .arg(certs.file("cert.pem"))
-            .arg("-key")
-            .arg(certs.file("key.pem"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn();
-        let mut child = match child {
-            Ok(c) => c,
-            Err(e) => {
-                compat_tests::skip_missing(format_args!("this test needs openssl ({e})"));
-                return None;
+    /// Started with `args` on a free port, or None (a skip) where the `openssl` command is
+    /// missing. A port found free can be taken by another test before openssl binds it: then
+    /// openssl exits without listening, and a few other ports are tried.
+    fn start(certs: &Certs, args: &[&str]) -> Option<(OpensslServer, u16)> {
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = compat_tests::free_port();
+            // Its errors go to a file: a pipe nobody reads could fill up and stall it.
+            let err_path = certs.file(&format!("s_server-{port}.err"));
+            let err_file = std::fs::File::create(&err_path).expect("create the stderr file");
+            let child = Command::new("openssl")
+                .args(["s_server", "-www", "-accept"])
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("-cert")
+                .arg(certs.file("cert.pem"))
+                .arg("-key")
+                .arg(certs.file("key.pem"))
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(err_file)
+                .spawn();
+            let mut child = match child {
+                Ok(c) => c,
+                Err(e) => {
+                    compat_tests::skip_missing(format_args!("this test needs openssl ({e})"));
+                    return None;
+                }
+            };
+            // It prints ACCEPT once it listens; its stdout ends if it exits instead.
+            let out = child.stdout.take().expect("stdout");
+            let mut lines = BufReader::new(out).lines();
+            let ready = lines.any(|l| l.is_ok_and(|l| l.contains("ACCEPT")));
+            if ready {
+                let server = OpensslServer {
+                    child,
+                    _stdout: lines,
+                };
+                return Some((server, port));
             }
-        };
-        // It prints ACCEPT once it listens.
-        let out = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(out).lines();
-        let ready = lines.any(|l| l.is_ok_and(|l| l.contains("ACCEPT")));
-        let server = OpensslServer {
-            child,
-            _stdout: lines,
-        };
-        assert!(ready, "openssl s_server did not start");
-        Some(server)
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+            last_error = format!("port {port}: {}", err.trim());
+        }
+        panic!("openssl s_server did not start ({last_error})");
     }
 }
 
@@ -206,11 +221,10 @@ impl Drop for OpensslServer {
 #[test]
 fn https_client_against_openssl_server() {
     let certs = Certs::new("openssl");
-    let (p13, p12) = (compat_tests::free_port(), compat_tests::free_port());
-    let Some(_s13) = OpensslServer::start(&certs, p13, &["-tls1_3"]) else {
+    let Some((_s13, p13)) = OpensslServer::start(&certs, &["-tls1_3"]) else {
         return;
     };
-    let Some(_s12) = OpensslServer::start(&certs, p12, &["-tls1_2"]) else {
+    let Some((_s12, p12)) = OpensslServer::start(&certs, &["-tls1_2"]) else {
         return;
     };
     let config = format!("{}tls_peer_ports = \"{p13},{p12}\"\n", certs.config());
