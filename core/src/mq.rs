@@ -404,6 +404,18 @@ impl MessageQueue {
 
 thread_local! {
     static IS_WORKER: Cell<bool> = const { Cell::new(false) };
+    /// The calling thread's parker, made at its first park.
+    static PARKER: Arc<Parker> = Arc::new(Parker {
+        thread: std::thread::current(),
+        woken: AtomicBool::new(false),
+    });
+}
+
+/// Wakes the sleeper a scheduler took off the list, if any (after releasing the run lock).
+fn wake(sleeper: Option<Arc<Parker>>) {
+    if let Some(s) = sleeper {
+        s.wake();
+    }
 }
 
 /// Marks the calling thread as a worker (it looks at the global queue after each turn).
@@ -426,9 +438,11 @@ impl Scheduled for Arc<MessageQueue> {
 
 struct RunQueue<T> {
     queues: VecDeque<T>,
-    /// Workers parked or about to park. Kept under the same lock as `queues`, so a scheduler
-    /// either sees a sleeper or the sleeper sees its queue: no fences needed.
-    sleeping: usize,
+    /// Workers parked or about to park and not yet woken. Kept under the same lock as
+    /// `queues`, so a scheduler either sees a sleeper or the sleeper sees its queue; a
+    /// scheduler that wakes one takes it off this list under that lock, so no other wakes it
+    /// again and the rules below count only workers still asleep.
+    sleepers: Vec<Arc<Parker>>,
     /// Worker threads registered with [`GlobalQueue::add_worker`] (0: unknown).
     workers: usize,
     /// Queues taken by workers so far (wrapping): the timer thread's sign of progress.
@@ -436,12 +450,26 @@ struct RunQueue<T> {
 }
 
 impl<T> RunQueue<T> {
+    fn sleeping(&self) -> usize {
+        self.sleepers.len()
+    }
+
+    /// Takes the sleeper to wake if `wake` (the most recent one: its cache is the warmest).
+    fn take_sleeper(&mut self, wake: bool) -> Option<Arc<Parker>> {
+        if wake {
+            self.sleepers.pop()
+        } else {
+            None
+        }
+    }
+
     /// Whether a non-worker thread (socket thread) should wake a sleeper for the waiting
     /// queues: only if there are more of them than workers that are awake (an awake worker
     /// looks at the run queue before it parks). Without registered workers: any sleeper.
     fn needs_wake(&self) -> bool {
-        self.sleeping > 0
-            && (self.workers == 0 || self.queues.len() > self.workers.saturating_sub(self.sleeping))
+        let sleeping = self.sleeping();
+        sleeping > 0
+            && (self.workers == 0 || self.queues.len() > self.workers.saturating_sub(sleeping))
     }
 
     /// Whether the timer thread should wake a sleeper for the waiting queues, given the
@@ -449,9 +477,8 @@ impl<T> RunQueue<T> {
     /// workers would not reach the last of them within a tick), or every worker sleeps.
     fn stalled_needs_wake(&self, taken_in_tick: u64) -> bool {
         let waiting = self.queues.len() as u64;
-        self.sleeping > 0
-            && waiting > 0
-            && (taken_in_tick < waiting || self.sleeping >= self.workers)
+        let sleeping = self.sleeping();
+        sleeping > 0 && waiting > 0 && (taken_in_tick < waiting || sleeping >= self.workers)
     }
 
     /// Whether a worker should wake a sleeper for what waits beyond the service it takes
@@ -460,19 +487,35 @@ impl<T> RunQueue<T> {
     /// takes the first waiting one after its turn).
     fn backlog_needs_wake(&self, next_taken: bool) -> bool {
         let beyond_next = self.queues.len().saturating_sub(usize::from(!next_taken));
-        self.sleeping > 0 && beyond_next >= BACKLOG_WAKE
+        self.sleeping() > 0 && beyond_next >= BACKLOG_WAKE
     }
 }
 
-/// The global run queue plus the idle-worker parking lot.
-///
-/// Lock order: `park` before `run` (a parking worker holds `park` while it checks `run`);
-/// schedulers take `run`, release it, then take `park` to notify.
+/// How a parked worker is woken: its own flag and thread, so a scheduler wakes one sleeper
+/// with an atomic store and an unpark (a futex wake only if it really sleeps), holding no lock.
+/// A shared mutex and condition variable made every wake-up contend with the sleepers going
+/// to sleep and coming back (the socket thread spun on that lock for a third of its wake-ups
+/// under the echo load).
+struct Parker {
+    thread: std::thread::Thread,
+    /// Set by the scheduler that took this parker off the sleepers; cleared (under the run
+    /// lock) when the worker parks again. `park` returns only once it is set, so a spurious
+    /// or stale unpark only costs one more loop.
+    woken: AtomicBool,
+}
+
+impl Parker {
+    fn wake(&self) {
+        self.woken.store(true, Ordering::Release);
+        self.thread.unpark();
+    }
+}
+
+/// The global run queue plus the idle-worker parking lot (the sleepers, under the same lock).
 pub struct GlobalQueue<T = Arc<MessageQueue>> {
     run: Mutex<RunQueue<T>>,
-    park: Mutex<()>,
-    wake: Condvar,
-    /// Only for threads that sleep until quit (monitor): they must not eat worker wake-ups.
+    /// Only for threads that sleep until quit (monitor), with `quit_wait`.
+    quit_lock: Mutex<()>,
     quit_wait: Condvar,
     quit: AtomicBool,
 }
@@ -488,12 +531,11 @@ impl<T: Scheduled> GlobalQueue<T> {
         GlobalQueue {
             run: Mutex::new(RunQueue {
                 queues: VecDeque::new(),
-                sleeping: 0,
+                sleepers: Vec::new(),
                 workers: 0,
                 taken: 0,
             }),
-            park: Mutex::new(()),
-            wake: Condvar::new(),
+            quit_lock: Mutex::new(()),
             quit_wait: Condvar::new(),
             quit: AtomicBool::new(false),
         }
@@ -538,18 +580,17 @@ impl<T: Scheduled> GlobalQueue<T> {
     /// Another thread wakes one when the waiting queues outnumber the awake workers.
     pub fn push(&self, q: T) {
         let is_worker = IS_WORKER.with(|w| w.get());
-        let wake = {
+        let sleeper = {
             let mut r = self.run.lock();
             r.queues.push_back(q);
-            if is_worker {
+            let wake = if is_worker {
                 r.backlog_needs_wake(false)
             } else {
                 r.needs_wake()
-            }
+            };
+            r.take_sleeper(wake)
         };
-        if wake {
-            self.notify_one();
-        }
+        wake(sleeper);
     }
 
     /// After a worker's turn on `q`: if other queues wait, `q` goes to the back and the next
@@ -557,41 +598,33 @@ impl<T: Scheduled> GlobalQueue<T> {
     /// Wakes a sleeper if `q` still has work (`has_work`: two services now want a worker) or
     /// a backlog is left.
     pub fn rotate(&self, q: T, has_work: bool) -> T {
-        let (next, wake) = {
+        let (next, sleeper) = {
             let mut r = self.run.lock();
             match r.queues.pop_front() {
                 Some(next) => {
                     r.taken = r.taken.wrapping_add(1);
-                    let wake = r.backlog_needs_wake(true) || (has_work && r.sleeping > 0);
+                    let wake = r.backlog_needs_wake(true) || (has_work && r.sleeping() > 0);
                     r.queues.push_back(q);
-                    (next, wake)
+                    (next, r.take_sleeper(wake))
                 }
                 None => return q,
             }
         };
-        if wake {
-            self.notify_one();
-        }
+        wake(sleeper);
         next
-    }
-
-    fn notify_one(&self) {
-        let _g = self.park.lock();
-        self.wake.notify_one();
     }
 
     /// Takes the next scheduled owner (a worker looking for work); wakes a sleeper if a
     /// backlog is left behind.
     pub fn pop(&self) -> Option<T> {
-        let (q, wake) = {
+        let (q, sleeper) = {
             let mut r = self.run.lock();
             let q = r.queues.pop_front();
             r.taken = r.taken.wrapping_add(u64::from(q.is_some()));
-            (q, r.backlog_needs_wake(true))
+            let wake = r.backlog_needs_wake(true);
+            (q, r.take_sleeper(wake))
         };
-        if wake {
-            self.notify_one();
-        }
+        wake(sleeper);
         q
     }
 
@@ -599,27 +632,35 @@ impl<T: Scheduled> GlobalQueue<T> {
         self.run.lock().queues.is_empty()
     }
 
-    /// Blocks the calling worker until work may be there or the node quits.
+    /// Blocks the calling worker until a scheduler wakes it (work may be there) or the node
+    /// quits.
     pub fn park(&self) {
-        let mut g = self.park.lock();
+        let me = PARKER.with(Arc::clone);
         {
             let mut r = self.run.lock();
             if !r.queues.is_empty() || self.is_quit() {
                 return;
             }
-            r.sleeping += 1;
+            // Not on the list (a woken parker was taken off it): nobody can set the flag
+            // between this store and the push.
+            me.woken.store(false, Ordering::Relaxed);
+            r.sleepers.push(me.clone());
         }
-        self.wake.wait(&mut g);
-        drop(g);
-        self.run.lock().sleeping -= 1;
+        // quit() wakes every sleeper, so the flag covers it too.
+        while !me.woken.load(Ordering::Acquire) {
+            std::thread::park();
+        }
     }
 
     /// After a batch of pushes from a non-worker thread (the socket thread): wakes one sleeping
     /// worker if the waiting queues outnumber the awake workers.
     pub fn wake_for_queued(&self) {
-        if self.run.lock().needs_wake() {
-            self.notify_one();
-        }
+        let sleeper = {
+            let mut r = self.run.lock();
+            let wake = r.needs_wake();
+            r.take_sleeper(wake)
+        };
+        wake(sleeper);
     }
 
     /// The timer thread's check, once per tick (`last_taken` is its own record between
@@ -629,32 +670,35 @@ impl<T: Scheduled> GlobalQueue<T> {
     /// turn: waking another one then would only move the work to another core (upstream
     /// wakes one on every tick).
     pub fn wake_if_stalled(&self, last_taken: &mut u64) {
-        let wake = {
-            let r = self.run.lock();
+        let sleeper = {
+            let mut r = self.run.lock();
             let taken_in_tick = r.taken.wrapping_sub(*last_taken);
             *last_taken = r.taken;
-            r.stalled_needs_wake(taken_in_tick)
+            let wake = r.stalled_needs_wake(taken_in_tick);
+            r.take_sleeper(wake)
         };
-        if wake {
-            self.notify_one();
-        }
+        wake(sleeper);
     }
 
     pub fn sleeping(&self) -> usize {
-        self.run.lock().sleeping
+        self.run.lock().sleeping()
     }
 
     /// Tells every worker to finish.
     pub fn quit(&self) {
         self.quit.store(true, Ordering::Release);
-        let _g = self.park.lock();
-        self.wake.notify_all();
+        // A worker that saw no quit under the run lock is on the list by now.
+        let sleepers = std::mem::take(&mut self.run.lock().sleepers);
+        for s in sleepers {
+            s.wake();
+        }
+        let _g = self.quit_lock.lock();
         self.quit_wait.notify_all();
     }
 
     /// Sleeps up to `d`, returning early (true) when the node quits.
     pub fn sleep_unless_quit(&self, d: std::time::Duration) -> bool {
-        let mut g = self.park.lock();
+        let mut g = self.quit_lock.lock();
         if !self.is_quit() {
             self.quit_wait.wait_for(&mut g, d);
         }
@@ -692,7 +736,7 @@ mod tests {
     fn run_queue(queues: usize, sleeping: usize, workers: usize) -> RunQueue<Arc<MessageQueue>> {
         RunQueue {
             queues: (0..queues).map(|_| Arc::new(MessageQueue::new())).collect(),
-            sleeping,
+            sleepers: (0..sleeping).map(|_| PARKER.with(Arc::clone)).collect(),
             workers,
             taken: 0,
         }
@@ -874,6 +918,68 @@ mod tests {
         }
         assert!(g.pop().is_some());
         sleeper.join().unwrap();
+    }
+
+    #[test]
+    fn no_wake_up_is_lost_between_parking_workers_and_a_pushing_thread() {
+        use std::sync::atomic::AtomicUsize;
+        use std::time::{Duration, Instant};
+        let g = Arc::new(GlobalQueue::<Arc<MessageQueue>>::new());
+        let taken = Arc::new(AtomicUsize::new(0));
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                g.add_worker();
+                let (g, taken) = (g.clone(), taken.clone());
+                std::thread::spawn(move || {
+                    set_worker_thread();
+                    while !g.is_quit() {
+                        match g.pop() {
+                            Some(_) => {
+                                taken.fetch_add(1, Ordering::Relaxed);
+                            }
+                            None => g.park(),
+                        }
+                    }
+                })
+            })
+            .collect();
+        // One queue at a time from a non-worker thread, each taken before the next: the
+        // workers go to sleep between pushes, so every push races a worker parking.
+        for i in 0..20_000 {
+            g.push(Arc::new(MessageQueue::new()));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while taken.load(Ordering::Relaxed) <= i {
+                assert!(
+                    Instant::now() < deadline,
+                    "queue {i} was never taken: a wake-up was lost"
+                );
+                std::thread::yield_now();
+            }
+        }
+        g.quit();
+        for w in workers {
+            w.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn quit_wakes_every_parked_worker_and_later_parks_return_at_once() {
+        let g = Arc::new(GlobalQueue::<Arc<MessageQueue>>::new());
+        let sleepers: Vec<_> = (0..4)
+            .map(|_| {
+                let g = g.clone();
+                std::thread::spawn(move || g.park())
+            })
+            .collect();
+        while g.sleeping() < 4 {
+            std::thread::yield_now();
+        }
+        g.quit();
+        assert_eq!(g.sleeping(), 0, "quit left sleepers on the list");
+        for s in sleepers {
+            s.join().unwrap();
+        }
+        g.park();
     }
 
     #[test]
