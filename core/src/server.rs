@@ -44,6 +44,20 @@ pub mod thread_kind {
 
 thread_local! {
     static CURRENT: Cell<u32> = const { Cell::new(0) };
+    static BACKLOG: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Messages left in the queue of the service being dispatched on this thread, as of the pop
+/// of the message it handles (0 on other threads). The socket server writes a send at once
+/// only when nothing else waits for the service (see `SocketServer::send`).
+#[inline]
+pub fn dispatch_backlog() -> usize {
+    BACKLOG.with(|b| b.get())
+}
+
+#[cfg(test)]
+pub(crate) fn set_dispatch_backlog(n: usize) {
+    BACKLOG.with(|b| b.set(n));
 }
 
 /// The handle of the service being dispatched on this thread (or the thread kind). It neither
@@ -1125,6 +1139,7 @@ impl Node {
                 continue;
             };
             remaining = popped.remaining;
+            BACKLOG.with(|b| b.set(remaining));
             if i == 0 && weight >= 0 {
                 n = (remaining >> weight).max(1);
             }
@@ -1149,6 +1164,7 @@ impl Node {
             }
         }
         ctx.put_back_callback(held);
+        BACKLOG.with(|b| b.set(0));
         // `remaining` may be stale (new messages), which only means no wake-up: the service
         // is on the global queue and a worker finds it.
         Some(self.global.rotate(ctx, remaining > 0))

@@ -228,8 +228,18 @@ impl SocketServer {
         // thread in the order they were made, and never behind a later direct write.
         let mut d = self.slots.direct[slot_of(id)].lock();
         let counted = d.id == id;
+        // A direct write needs the connection idle, and the calling service idle too: with
+        // messages waiting for it (a loaded server), the socket thread writes in parallel
+        // while the worker goes on (measured on the Lua echo benchmark, 100 connections:
+        // about 20% more requests per second at less CPU per request than writing here);
+        // with none waiting, writing here saves a thread hop (the latency of one connection).
         let (data, offset) = match (&d.stream, priority, udp) {
-            (Some(stream), Priority::High, None) if counted && d.idle && d.inflight == 0 => {
+            (Some(stream), Priority::High, None)
+                if counted
+                    && d.idle
+                    && d.inflight == 0
+                    && crate::server::dispatch_backlog() == 0 =>
+            {
                 let bytes = data.as_slice();
                 let (n, done) = match &d.tls {
                     // Encrypted here, under the connection's lock; records rustls could not

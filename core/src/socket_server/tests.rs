@@ -226,6 +226,11 @@ struct Recorder {
 
 /// An owner whose queue is always full: its DATA is delivered and the connection held.
 const FULL_OWNER: u32 = 77;
+/// An owner whose DATA delivery stalls the socket thread until [`STALL_RELEASE`] (at most
+/// [`WAIT`]); [`STALLED`] says it is stalled.
+const STALL_OWNER: u32 = 78;
+static STALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static STALL_RELEASE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 impl Sink for Recorder {
     fn deliver(&self, owner: u32, ev: SocketEvent) -> Delivery {
@@ -233,6 +238,14 @@ impl Sink for Recorder {
             return Delivery::Gone; // a service that is gone
         }
         let held = owner == FULL_OWNER && ev.ty == event::DATA;
+        if owner == STALL_OWNER && ev.ty == event::DATA {
+            STALLED.store(true, Ordering::SeqCst);
+            let deadline = Instant::now() + WAIT;
+            while !STALL_RELEASE.load(Ordering::SeqCst) && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(1));
+            }
+            STALLED.store(false, Ordering::SeqCst);
+        }
         let text = String::from_utf8_lossy(ev.inline_text()).into_owned();
         let data = ev
             .data
@@ -847,6 +860,45 @@ fn low_priority_waits_for_high_while_data_is_pending() {
     assert_eq!(h.srv.send_lowpriority(id, SendData::Borrowed(b"now")), 0);
     assert_eq!(read_exact(&mut c, 3), b"now");
     assert_eq!(h.srv.send_lowpriority(77777, SendData::Borrowed(b"x")), -1);
+}
+
+/// A send made while the sending service has messages waiting is handed to the socket thread
+/// (the worker goes on with the next message, the socket thread writes in parallel); with
+/// nothing waiting the caller writes it at once (no hop: the lowest latency).
+#[test]
+fn the_caller_writes_a_send_itself_only_when_its_service_has_nothing_waiting() {
+    let h = Harness::new(SocketConfig::default());
+    let (lid, port) = h.listen(1, "127.0.0.1");
+    let (mut c, id) = h.accept(lid, 1, port);
+    let (mut stall, stall_id) = h.accept(lid, STALL_OWNER, port);
+    // Stall the socket thread in the delivery of this DATA.
+    STALL_RELEASE.store(false, Ordering::SeqCst);
+    stall.write_all(b"x").unwrap();
+    let deadline = Instant::now() + WAIT;
+    while !STALLED.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the socket thread did not stall");
+        thread::sleep(Duration::from_millis(1));
+    }
+    // Nothing waiting: written by this thread although the socket thread is stalled.
+    crate::server::set_dispatch_backlog(0);
+    assert_eq!(h.srv.send(id, SendData::Borrowed(b"now")), 0);
+    assert_eq!(read_exact(&mut c, 3), b"now");
+    // Messages waiting: queued for the socket thread, written once it runs again.
+    crate::server::set_dispatch_backlog(3);
+    assert_eq!(h.srv.send(id, SendData::Borrowed(b"later")), 0);
+    crate::server::set_dispatch_backlog(0);
+    c.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 8];
+    let early = c.read(&mut buf);
+    assert!(
+        matches!(&early, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)),
+        "a send with messages waiting was written by the caller: {early:?}"
+    );
+    STALL_RELEASE.store(true, Ordering::SeqCst);
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    assert_eq!(read_exact(&mut c, 5), b"later");
+    assert_eq!(h.read_data(stall_id, 1), b"x");
 }
 
 /// Several threads send numbered messages to one connection while the peer reads slowly at
