@@ -15,7 +15,7 @@ use socket2::{Domain, Socket as RawSocket, Type};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
 /// The socket server: the API services call (from any thread) and [`SocketServer::run`], the
@@ -34,7 +34,17 @@ pub struct SocketServer {
     /// Bytes read from and written to sockets (relaxed, one add per read or write call).
     pub(super) bytes_in: AtomicU64,
     pub(super) bytes_out: AtomicU64,
+    /// Requests submitted and not yet taken up by the socket thread (added under the queue
+    /// lock, so the thread's subtraction comes after).
+    pub(super) pending: AtomicUsize,
+    /// Pending requests at which a worker with messages waiting writes its sends itself
+    /// again: the socket thread is behind (many busy workers on many cores), and writes
+    /// from each worker run in parallel.
+    pub(super) handoff_limit: usize,
 }
+
+/// Default [`SocketServer::handoff_limit`]: half of what the socket thread takes in a round.
+const HANDOFF_LIMIT: usize = super::MAX_REQUESTS_PER_ROUND / 2;
 
 impl SocketServer {
     /// Creates the server (epoll and wake-up descriptors); the socket thread then calls
@@ -59,6 +69,8 @@ impl SocketServer {
             running: AtomicBool::new(false),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            pending: AtomicUsize::new(0),
+            handoff_limit: HANDOFF_LIMIT,
         })
     }
 
@@ -94,6 +106,7 @@ impl SocketServer {
             drop(r);
             return false;
         }
+        self.pending.fetch_add(1, Ordering::Relaxed);
         q.requests.push(r);
         let wake = !std::mem::replace(&mut q.signaled, true);
         drop(q);
@@ -231,14 +244,14 @@ impl SocketServer {
         // A direct write needs the connection idle, and the calling service idle too: with
         // messages waiting for it (a loaded server), the socket thread writes in parallel
         // while the worker goes on (measured on the Lua echo benchmark, 100 connections:
-        // about 20% more requests per second at less CPU per request than writing here);
-        // with none waiting, writing here saves a thread hop (the latency of one connection).
+        // about 20% more requests per second at less CPU per request than writing here),
+        // unless the socket thread is behind; with none waiting, writing here saves a thread
+        // hop (the latency of one connection).
+        let hand_off = crate::server::dispatch_backlog() > 0
+            && self.pending.load(Ordering::Relaxed) < self.handoff_limit;
         let (data, offset) = match (&d.stream, priority, udp) {
             (Some(stream), Priority::High, None)
-                if counted
-                    && d.idle
-                    && d.inflight == 0
-                    && crate::server::dispatch_backlog() == 0 =>
+                if counted && d.idle && d.inflight == 0 && !hand_off =>
             {
                 let bytes = data.as_slice();
                 let (n, done) = match &d.tls {

@@ -231,6 +231,8 @@ const FULL_OWNER: u32 = 77;
 const STALL_OWNER: u32 = 78;
 static STALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 static STALL_RELEASE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Held by each test that stalls a socket thread (the flags above are shared).
+static STALL_TESTS: StdMutex<()> = StdMutex::new(());
 
 impl Sink for Recorder {
     fn deliver(&self, owner: u32, ev: SocketEvent) -> Delivery {
@@ -288,12 +290,25 @@ impl Harness {
         Harness::start(cfg, None)
     }
 
+    /// A harness whose socket thread counts as behind at `limit` pending requests.
+    fn with_handoff_limit(limit: usize) -> Harness {
+        Harness::start_with(SocketConfig::default(), None, |s| s.handoff_limit = limit)
+    }
+
     /// A harness whose `connect` name lookups go through `lookup`.
     fn with_lookup(lookup: Lookup) -> Harness {
         Harness::start(SocketConfig::default(), Some(lookup))
     }
 
     fn start(cfg: SocketConfig, lookup: Option<Lookup>) -> Harness {
+        Harness::start_with(cfg, lookup, |_| {})
+    }
+
+    fn start_with(
+        cfg: SocketConfig,
+        lookup: Option<Lookup>,
+        adjust: impl FnOnce(&mut SocketServer),
+    ) -> Harness {
         let (tx, rx) = mpsc::channel();
         let logs = Arc::new(StdMutex::new(Vec::new()));
         let sink = Recorder {
@@ -304,6 +319,7 @@ impl Harness {
         if let Some(lookup) = lookup {
             srv.lookup = lookup;
         }
+        adjust(&mut srv);
         let srv = Arc::new(srv);
         let thread = Some(thread::spawn({
             let srv = srv.clone();
@@ -867,6 +883,7 @@ fn low_priority_waits_for_high_while_data_is_pending() {
 /// nothing waiting the caller writes it at once (no hop: the lowest latency).
 #[test]
 fn the_caller_writes_a_send_itself_only_when_its_service_has_nothing_waiting() {
+    let _serial = STALL_TESTS.lock().unwrap_or_else(|e| e.into_inner());
     let h = Harness::new(SocketConfig::default());
     let (lid, port) = h.listen(1, "127.0.0.1");
     let (mut c, id) = h.accept(lid, 1, port);
@@ -899,6 +916,50 @@ fn the_caller_writes_a_send_itself_only_when_its_service_has_nothing_waiting() {
     c.set_read_timeout(Some(WAIT)).unwrap();
     assert_eq!(read_exact(&mut c, 5), b"later");
     assert_eq!(h.read_data(stall_id, 1), b"x");
+}
+
+/// Once the socket thread is behind (pending requests at the hand-off limit), a worker with
+/// messages waiting writes its sends itself again, in parallel with the other workers.
+#[test]
+fn a_busy_service_writes_itself_when_the_socket_thread_is_behind() {
+    let _serial = STALL_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let h = Harness::with_handoff_limit(2);
+    let (lid, port) = h.listen(1, "127.0.0.1");
+    let mut conns: Vec<_> = (0..3).map(|_| h.accept(lid, 1, port)).collect();
+    let (mut stall, stall_id) = h.accept(lid, STALL_OWNER, port);
+    STALL_RELEASE.store(false, Ordering::SeqCst);
+    stall.write_all(b"x").unwrap();
+    let deadline = Instant::now() + WAIT;
+    while !STALLED.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the socket thread did not stall");
+        thread::sleep(Duration::from_millis(1));
+    }
+    crate::server::set_dispatch_backlog(3);
+    // Two sends are handed to the stalled thread; the third finds it two requests behind.
+    for (i, (_, id)) in conns.iter().enumerate() {
+        assert_eq!(
+            h.srv.send(*id, SendData::Owned(bytes(4, b'a' + i as u8))),
+            0
+        );
+    }
+    crate::server::set_dispatch_backlog(0);
+    assert_eq!(read_exact(&mut conns[2].0, 4), b"cccc");
+    for (c, _) in &mut conns[..2] {
+        c.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut buf = [0u8; 4];
+        let early = c.read(&mut buf);
+        assert!(
+            matches!(&early, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)),
+            "a send handed to the socket thread arrived while it was stalled: {early:?}"
+        );
+        c.set_read_timeout(Some(WAIT)).unwrap();
+    }
+    STALL_RELEASE.store(true, Ordering::SeqCst);
+    assert_eq!(read_exact(&mut conns[0].0, 4), b"aaaa");
+    assert_eq!(read_exact(&mut conns[1].0, 4), b"bbbb");
+    assert_eq!(h.read_data(stall_id, 1), b"x");
+    assert_eq!(h.srv.pending.load(Ordering::Relaxed), 0);
 }
 
 /// Several threads send numbered messages to one connection while the peer reads slowly at

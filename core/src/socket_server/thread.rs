@@ -282,6 +282,10 @@ impl<'a> SocketThread<'a> {
             let Some(r) = self.backlog.pop_front() else {
                 return true;
             };
+            self.env
+                .server
+                .pending
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             if !self.request(r) {
                 return false;
             }
