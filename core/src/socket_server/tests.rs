@@ -878,6 +878,40 @@ fn low_priority_waits_for_high_while_data_is_pending() {
     assert_eq!(h.srv.send_lowpriority(77777, SendData::Borrowed(b"x")), -1);
 }
 
+/// Stalls the socket thread in the delivery of one byte written to `stall` (a connection of
+/// [`STALL_OWNER`]) until the returned guard is released or dropped.
+fn stall_socket_thread(stall: &mut TcpStream) -> StallGuard {
+    STALL_RELEASE.store(false, Ordering::SeqCst);
+    stall.write_all(b"x").unwrap();
+    let deadline = Instant::now() + WAIT;
+    while !STALLED.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the socket thread did not stall");
+        thread::sleep(Duration::from_millis(1));
+    }
+    StallGuard
+}
+
+struct StallGuard;
+
+impl Drop for StallGuard {
+    fn drop(&mut self) {
+        STALL_RELEASE.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Asserts that nothing arrives on `c` for a while (`what` says what would be wrong).
+fn assert_nothing_arrives(c: &mut TcpStream, what: &str) {
+    c.set_read_timeout(Some(Duration::from_millis(150)))
+        .unwrap();
+    let mut buf = [0u8; 8];
+    let early = c.read(&mut buf);
+    assert!(
+        matches!(&early, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)),
+        "{what}: {early:?}"
+    );
+    c.set_read_timeout(Some(WAIT)).unwrap();
+}
+
 /// A send made while the sending service has messages waiting is handed to the socket thread
 /// (the worker goes on with the next message, the socket thread writes in parallel); with
 /// nothing waiting the caller writes it at once (no hop: the lowest latency).
@@ -888,14 +922,7 @@ fn the_caller_writes_a_send_itself_only_when_its_service_has_nothing_waiting() {
     let (lid, port) = h.listen(1, "127.0.0.1");
     let (mut c, id) = h.accept(lid, 1, port);
     let (mut stall, stall_id) = h.accept(lid, STALL_OWNER, port);
-    // Stall the socket thread in the delivery of this DATA.
-    STALL_RELEASE.store(false, Ordering::SeqCst);
-    stall.write_all(b"x").unwrap();
-    let deadline = Instant::now() + WAIT;
-    while !STALLED.load(Ordering::SeqCst) {
-        assert!(Instant::now() < deadline, "the socket thread did not stall");
-        thread::sleep(Duration::from_millis(1));
-    }
+    let stalled = stall_socket_thread(&mut stall);
     // Nothing waiting: written by this thread although the socket thread is stalled.
     crate::server::set_dispatch_backlog(0);
     assert_eq!(h.srv.send(id, SendData::Borrowed(b"now")), 0);
@@ -904,16 +931,11 @@ fn the_caller_writes_a_send_itself_only_when_its_service_has_nothing_waiting() {
     crate::server::set_dispatch_backlog(3);
     assert_eq!(h.srv.send(id, SendData::Borrowed(b"later")), 0);
     crate::server::set_dispatch_backlog(0);
-    c.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut buf = [0u8; 8];
-    let early = c.read(&mut buf);
-    assert!(
-        matches!(&early, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)),
-        "a send with messages waiting was written by the caller: {early:?}"
+    assert_nothing_arrives(
+        &mut c,
+        "a send with messages waiting was written by the caller",
     );
-    STALL_RELEASE.store(true, Ordering::SeqCst);
-    c.set_read_timeout(Some(WAIT)).unwrap();
+    drop(stalled);
     assert_eq!(read_exact(&mut c, 5), b"later");
     assert_eq!(h.read_data(stall_id, 1), b"x");
 }
@@ -927,13 +949,7 @@ fn a_busy_service_writes_itself_when_the_socket_thread_is_behind() {
     let (lid, port) = h.listen(1, "127.0.0.1");
     let mut conns: Vec<_> = (0..3).map(|_| h.accept(lid, 1, port)).collect();
     let (mut stall, stall_id) = h.accept(lid, STALL_OWNER, port);
-    STALL_RELEASE.store(false, Ordering::SeqCst);
-    stall.write_all(b"x").unwrap();
-    let deadline = Instant::now() + WAIT;
-    while !STALLED.load(Ordering::SeqCst) {
-        assert!(Instant::now() < deadline, "the socket thread did not stall");
-        thread::sleep(Duration::from_millis(1));
-    }
+    let stalled = stall_socket_thread(&mut stall);
     crate::server::set_dispatch_backlog(3);
     // Two sends are handed to the stalled thread; the third finds it two requests behind.
     for (i, (_, id)) in conns.iter().enumerate() {
@@ -945,17 +961,12 @@ fn a_busy_service_writes_itself_when_the_socket_thread_is_behind() {
     crate::server::set_dispatch_backlog(0);
     assert_eq!(read_exact(&mut conns[2].0, 4), b"cccc");
     for (c, _) in &mut conns[..2] {
-        c.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let mut buf = [0u8; 4];
-        let early = c.read(&mut buf);
-        assert!(
-            matches!(&early, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)),
-            "a send handed to the socket thread arrived while it was stalled: {early:?}"
+        assert_nothing_arrives(
+            c,
+            "a send handed to the socket thread arrived during its stall",
         );
-        c.set_read_timeout(Some(WAIT)).unwrap();
     }
-    STALL_RELEASE.store(true, Ordering::SeqCst);
+    drop(stalled);
     assert_eq!(read_exact(&mut conns[0].0, 4), b"aaaa");
     assert_eq!(read_exact(&mut conns[1].0, 4), b"bbbb");
     assert_eq!(h.read_data(stall_id, 1), b"x");
