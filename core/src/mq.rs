@@ -8,7 +8,8 @@
 //!   is scheduled and cleared only by a pop that finds it empty (the queue then leaves
 //!   scheduling), so a worker that holds an owner is the only one dispatching its queue.
 //! - Messages are FIFO per queue.
-//! - Idle workers sleep on a condition variable. A worker wakes one only for a backlog
+//! - Idle workers park, each on its own flag, listed under the run queue's lock; a wake-up
+//!   takes one off the list there and unparks it after. A worker wakes one only for a backlog
 //!   ([`BACKLOG_WAKE`] services waiting beyond the one it takes next, whether it schedules them
 //!   or finds them when it takes its next service) or when the service it rotates out still
 //!   has work: what it schedules otherwise it takes itself after its turn (upstream wakes

@@ -47,8 +47,8 @@ thread_local! {
     static BACKLOG: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Messages left in the queue of the service being dispatched on this thread, as of the pop
-/// of the message it handles (0 on other threads). The socket server writes a send at once
+/// Messages left in the queue of the service whose handler runs on this thread, as of the
+/// pop of the message it handles (0 outside a handler and on other threads). The socket server writes a send at once
 /// only when nothing else waits for the service (see `SocketServer::send`).
 #[inline]
 pub fn dispatch_backlog() -> usize {
@@ -1154,6 +1154,8 @@ impl Node {
             let msg = popped.message;
             slot.trigger(msg.source, handle);
             ctx.dispatch_message(msg, &mut held, clock);
+            // Only the handler sees it: a release run by a drop below writes at once.
+            BACKLOG.with(|b| b.set(0));
             slot.trigger(0, 0);
             i += 1;
             if ctx.retired.load(Ordering::Relaxed) {
@@ -1164,7 +1166,6 @@ impl Node {
             }
         }
         ctx.put_back_callback(held);
-        BACKLOG.with(|b| b.set(0));
         // `remaining` may be stale (new messages), which only means no wake-up: the service
         // is on the global queue and a worker finds it.
         Some(self.global.rotate(ctx, remaining > 0))

@@ -21,9 +21,11 @@
 //! - `socket_max` caps the open sockets (at most the 65536 slots).
 //!
 //! A high-priority TCP send to an idle connection (connected, nothing pending, none of its
-//! sends still queued) is written by the caller's thread at once (a direct write);
-//! the rest goes to the socket thread, which also writes a queued send at once when nothing is
-//! pending, without waiting for the next writable event.
+//! sends still queued) is written by the caller's thread at once (a direct write), unless the
+//! calling service has more messages waiting and the socket thread is not behind: then the
+//! socket thread writes it while the worker goes on. The rest goes to the socket thread too,
+//! which writes a queued send at once when nothing is pending, without waiting for the next
+//! writable event.
 //!
 //! A [`TlsPolicy`] makes some listeners and outgoing connections mutual-TLS ones: their
 //! handshake and records run on the socket thread (never the direct write), services see

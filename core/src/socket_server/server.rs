@@ -35,7 +35,8 @@ pub struct SocketServer {
     pub(super) bytes_in: AtomicU64,
     pub(super) bytes_out: AtomicU64,
     /// Requests submitted and not yet taken up by the socket thread (added under the queue
-    /// lock, so the thread's subtraction comes after).
+    /// lock, so the thread's subtraction comes after). Meaningful while the thread runs: what
+    /// is left at exit is never subtracted (nothing is submitted or written directly then).
     pub(super) pending: AtomicUsize,
     /// Pending requests at which a worker with messages waiting writes its sends itself
     /// again: the socket thread is behind (many busy workers on many cores), and writes
@@ -214,7 +215,9 @@ impl SocketServer {
     /// High-priority send: 0, or -1 (data released) if the id is invalid or closing.
     ///
     /// When the connection is idle (nothing pending or queued) the caller's thread writes at
-    /// once; what the socket does not take goes to the socket thread.
+    /// once, unless its service has messages waiting and the socket thread is fewer than
+    /// `handoff_limit` requests behind (see `queue_send`); what the socket does not take goes
+    /// to the socket thread.
     pub fn send(&self, id: i32, data: SendData<'_>) -> i32 {
         match self.slots.get(id) {
             Some((_, false)) => self.queue_send(id, data, Priority::High, None),

@@ -899,6 +899,21 @@ impl Drop for StallGuard {
     }
 }
 
+/// Sends from this thread as if from a handler whose service has `n` messages waiting, until
+/// the guard is dropped (also when an assertion fails: the test thread may be reused).
+fn busy_service(n: usize) -> BusyGuard {
+    crate::server::set_dispatch_backlog(n);
+    BusyGuard
+}
+
+struct BusyGuard;
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        crate::server::set_dispatch_backlog(0);
+    }
+}
+
 /// Asserts that nothing arrives on `c` for a while (`what` says what would be wrong).
 fn assert_nothing_arrives(c: &mut TcpStream, what: &str) {
     c.set_read_timeout(Some(Duration::from_millis(150)))
@@ -924,13 +939,12 @@ fn the_caller_writes_a_send_itself_only_when_its_service_has_nothing_waiting() {
     let (mut stall, stall_id) = h.accept(lid, STALL_OWNER, port);
     let stalled = stall_socket_thread(&mut stall);
     // Nothing waiting: written by this thread although the socket thread is stalled.
-    crate::server::set_dispatch_backlog(0);
     assert_eq!(h.srv.send(id, SendData::Borrowed(b"now")), 0);
     assert_eq!(read_exact(&mut c, 3), b"now");
     // Messages waiting: queued for the socket thread, written once it runs again.
-    crate::server::set_dispatch_backlog(3);
+    let busy = busy_service(3);
     assert_eq!(h.srv.send(id, SendData::Borrowed(b"later")), 0);
-    crate::server::set_dispatch_backlog(0);
+    drop(busy);
     assert_nothing_arrives(
         &mut c,
         "a send with messages waiting was written by the caller",
@@ -950,7 +964,7 @@ fn a_busy_service_writes_itself_when_the_socket_thread_is_behind() {
     let mut conns: Vec<_> = (0..3).map(|_| h.accept(lid, 1, port)).collect();
     let (mut stall, stall_id) = h.accept(lid, STALL_OWNER, port);
     let stalled = stall_socket_thread(&mut stall);
-    crate::server::set_dispatch_backlog(3);
+    let busy = busy_service(3);
     // Two sends are handed to the stalled thread; the third finds it two requests behind.
     for (i, (_, id)) in conns.iter().enumerate() {
         assert_eq!(
@@ -958,7 +972,7 @@ fn a_busy_service_writes_itself_when_the_socket_thread_is_behind() {
             0
         );
     }
-    crate::server::set_dispatch_backlog(0);
+    drop(busy);
     assert_eq!(read_exact(&mut conns[2].0, 4), b"cccc");
     for (c, _) in &mut conns[..2] {
         assert_nothing_arrives(
