@@ -28,8 +28,9 @@
 //! writable event.
 //!
 //! A [`TlsPolicy`] makes some listeners and outgoing connections mutual-TLS ones: their
-//! handshake and records run on the socket thread (never the direct write), services see
-//! plaintext.
+//! handshake runs on the socket thread; after it, a direct write encrypts under the
+//! connection's lock (what rustls could not write yet is left to the socket thread); services
+//! see plaintext.
 
 mod address;
 mod on_io;
