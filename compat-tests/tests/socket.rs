@@ -260,6 +260,7 @@ fn socket_config_errors() {
     for (extra, key) in [
         ("socket_max = 0", "socket_max"),
         ("socket_send_limit = -1", "socket_send_limit"),
+        ("socket_handoff_limit = -1", "socket_handoff_limit"),
         ("socket_max = \"many\"", "socket_max"),
     ] {
         let out = Node::run(extra, "t_sock_echo", TIMEOUT);

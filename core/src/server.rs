@@ -48,8 +48,9 @@ thread_local! {
 }
 
 /// Messages left in the queue of the service whose handler runs on this thread, as of the
-/// pop of the message it handles (0 outside a handler and on other threads). The socket server writes a send at once
-/// only when nothing else waits for the service (see `SocketServer::send`).
+/// pop of the message it handles (0 outside a handler and on other threads). The socket
+/// server writes a send at once only when nothing else waits for the service (see
+/// `SocketServer::send`).
 #[inline]
 pub fn dispatch_backlog() -> usize {
     BACKLOG.with(|b| b.get())

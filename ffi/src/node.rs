@@ -107,6 +107,11 @@ pub fn read_core_keys(file: &str) -> Result<CoreConfig, String> {
             1..=MAX_SOCKET as i64,
         )? as usize,
         send_limit: k.int("socket_send_limit", defaults.send_limit as i64, 0..=1 << 40)? as usize,
+        handoff_limit: k.int(
+            "socket_handoff_limit",
+            defaults.handoff_limit as i64,
+            0..=1 << 20,
+        )? as usize,
         // Read once, at start: a bad file stops the node here.
         tls: load_tls(&k)?.map(std::sync::Arc::new),
     };
@@ -192,7 +197,7 @@ pub fn boot(cfg: &CoreConfig) -> Result<(), String> {
 pub fn check_keys(file: &str) -> Vec<String> {
     let k = Keys { file };
     let mut out = Vec::new();
-    let ints: [(&str, i64, std::ops::RangeInclusive<i64>); 8] = [
+    let ints: [(&str, i64, std::ops::RangeInclusive<i64>); 9] = [
         ("thread", 8, 1..=1024),
         ("harbor", 1, 0..=255),
         (
@@ -204,6 +209,11 @@ pub fn check_keys(file: &str) -> Vec<String> {
             "socket_send_limit",
             SocketConfig::default().send_limit as i64,
             0..=1 << 40,
+        ),
+        (
+            "socket_handoff_limit",
+            SocketConfig::default().handoff_limit as i64,
+            0..=1 << 20,
         ),
         ("queue_limit", DEFAULT_QUEUE_LIMIT as i64, 0..=1 << 40),
         (

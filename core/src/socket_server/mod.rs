@@ -102,13 +102,16 @@ pub mod protocol {
 }
 
 /// Limits and TLS policy of the socket server (config keys `socket_max`, `socket_send_limit`,
-/// `tls_*`).
+/// `socket_handoff_limit`, `tls_*`).
 #[derive(Clone, Debug)]
 pub struct SocketConfig {
     /// Most sockets open at once (reserved ones included), 1..=65536.
     pub max_sockets: usize,
     /// Pending send bytes beyond which a connection is closed; 0 = no limit.
     pub send_limit: usize,
+    /// Requests waiting for the socket thread at which a worker whose service has messages
+    /// waiting writes its sends itself again; 0 = it always does (upstream's direct write).
+    pub handoff_limit: usize,
     /// Mutual TLS on the listeners and connections it names; `None`: every link is plain.
     pub tls: Option<std::sync::Arc<TlsPolicy>>,
 }
@@ -118,6 +121,8 @@ impl Default for SocketConfig {
         SocketConfig {
             max_sockets: 65535,
             send_limit: 64 << 20,
+            // Half of what the socket thread takes in a round.
+            handoff_limit: MAX_REQUESTS_PER_ROUND / 2,
             tls: None,
         }
     }

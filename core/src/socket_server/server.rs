@@ -40,12 +40,9 @@ pub struct SocketServer {
     pub(super) pending: AtomicUsize,
     /// Pending requests at which a worker with messages waiting writes its sends itself
     /// again: the socket thread is behind (many busy workers on many cores), and writes
-    /// from each worker run in parallel.
+    /// from each worker run in parallel. 0: never hand off.
     pub(super) handoff_limit: usize,
 }
-
-/// Default [`SocketServer::handoff_limit`]: half of what the socket thread takes in a round.
-const HANDOFF_LIMIT: usize = super::MAX_REQUESTS_PER_ROUND / 2;
 
 impl SocketServer {
     /// Creates the server (epoll and wake-up descriptors); the socket thread then calls
@@ -71,7 +68,7 @@ impl SocketServer {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             pending: AtomicUsize::new(0),
-            handoff_limit: HANDOFF_LIMIT,
+            handoff_limit: config.handoff_limit,
         })
     }
 

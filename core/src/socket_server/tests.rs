@@ -290,25 +290,12 @@ impl Harness {
         Harness::start(cfg, None)
     }
 
-    /// A harness whose socket thread counts as behind at `limit` pending requests.
-    fn with_handoff_limit(limit: usize) -> Harness {
-        Harness::start_with(SocketConfig::default(), None, |s| s.handoff_limit = limit)
-    }
-
     /// A harness whose `connect` name lookups go through `lookup`.
     fn with_lookup(lookup: Lookup) -> Harness {
         Harness::start(SocketConfig::default(), Some(lookup))
     }
 
     fn start(cfg: SocketConfig, lookup: Option<Lookup>) -> Harness {
-        Harness::start_with(cfg, lookup, |_| {})
-    }
-
-    fn start_with(
-        cfg: SocketConfig,
-        lookup: Option<Lookup>,
-        adjust: impl FnOnce(&mut SocketServer),
-    ) -> Harness {
         let (tx, rx) = mpsc::channel();
         let logs = Arc::new(StdMutex::new(Vec::new()));
         let sink = Recorder {
@@ -319,7 +306,6 @@ impl Harness {
         if let Some(lookup) = lookup {
             srv.lookup = lookup;
         }
-        adjust(&mut srv);
         let srv = Arc::new(srv);
         let thread = Some(thread::spawn({
             let srv = srv.clone();
@@ -621,7 +607,7 @@ fn send_limit_closes_the_connection() {
     let h = Harness::new(SocketConfig {
         max_sockets: 100,
         send_limit: 4 << 20,
-        tls: None,
+        ..SocketConfig::default()
     });
     let (lid, port) = h.listen(1, "127.0.0.1");
     let (_c, id) = h.accept(lid, 1, port);
@@ -655,7 +641,7 @@ fn socket_max_refuses_accepts_with_an_error_on_the_listener() {
     let h = Harness::new(SocketConfig {
         max_sockets: 2,
         send_limit: 0,
-        tls: None,
+        ..SocketConfig::default()
     });
     let (lid, port) = h.listen(1, "127.0.0.1");
     let (_c, _id) = h.accept(lid, 1, port);
@@ -914,6 +900,15 @@ impl Drop for BusyGuard {
     }
 }
 
+/// Reads `n` bytes that must come while the socket thread is stalled (written by the caller):
+/// within a second, far less than the stall's own deadline.
+fn read_during_stall(c: &mut TcpStream, n: usize) -> Vec<u8> {
+    c.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let got = read_exact(c, n);
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    got
+}
+
 /// Asserts that nothing arrives on `c` for a while (`what` says what would be wrong).
 fn assert_nothing_arrives(c: &mut TcpStream, what: &str) {
     c.set_read_timeout(Some(Duration::from_millis(150)))
@@ -940,7 +935,7 @@ fn the_caller_writes_a_send_itself_only_when_its_service_has_nothing_waiting() {
     let stalled = stall_socket_thread(&mut stall);
     // Nothing waiting: written by this thread although the socket thread is stalled.
     assert_eq!(h.srv.send(id, SendData::Borrowed(b"now")), 0);
-    assert_eq!(read_exact(&mut c, 3), b"now");
+    assert_eq!(read_during_stall(&mut c, 3), b"now");
     // Messages waiting: queued for the socket thread, written once it runs again.
     let busy = busy_service(3);
     assert_eq!(h.srv.send(id, SendData::Borrowed(b"later")), 0);
@@ -959,7 +954,10 @@ fn the_caller_writes_a_send_itself_only_when_its_service_has_nothing_waiting() {
 #[test]
 fn a_busy_service_writes_itself_when_the_socket_thread_is_behind() {
     let _serial = STALL_TESTS.lock().unwrap_or_else(|e| e.into_inner());
-    let h = Harness::with_handoff_limit(2);
+    let h = Harness::new(SocketConfig {
+        handoff_limit: 2,
+        ..SocketConfig::default()
+    });
     let (lid, port) = h.listen(1, "127.0.0.1");
     let mut conns: Vec<_> = (0..3).map(|_| h.accept(lid, 1, port)).collect();
     let (mut stall, stall_id) = h.accept(lid, STALL_OWNER, port);
@@ -973,7 +971,7 @@ fn a_busy_service_writes_itself_when_the_socket_thread_is_behind() {
         );
     }
     drop(busy);
-    assert_eq!(read_exact(&mut conns[2].0, 4), b"cccc");
+    assert_eq!(read_during_stall(&mut conns[2].0, 4), b"cccc");
     for (c, _) in &mut conns[..2] {
         assert_nothing_arrives(
             c,
@@ -985,6 +983,26 @@ fn a_busy_service_writes_itself_when_the_socket_thread_is_behind() {
     assert_eq!(read_exact(&mut conns[1].0, 4), b"bbbb");
     assert_eq!(h.read_data(stall_id, 1), b"x");
     assert_eq!(h.srv.pending.load(Ordering::Relaxed), 0);
+}
+
+/// `socket_handoff_limit = 0`: upstream's direct write, whatever waits for the service.
+#[test]
+fn with_no_handoff_limit_a_busy_service_writes_itself() {
+    let _serial = STALL_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let h = Harness::new(SocketConfig {
+        handoff_limit: 0,
+        ..SocketConfig::default()
+    });
+    let (lid, port) = h.listen(1, "127.0.0.1");
+    let (mut c, id) = h.accept(lid, 1, port);
+    let (mut stall, stall_id) = h.accept(lid, STALL_OWNER, port);
+    let stalled = stall_socket_thread(&mut stall);
+    let busy = busy_service(3);
+    assert_eq!(h.srv.send(id, SendData::Borrowed(b"now")), 0);
+    drop(busy);
+    assert_eq!(read_during_stall(&mut c, 3), b"now");
+    drop(stalled);
+    assert_eq!(h.read_data(stall_id, 1), b"x");
 }
 
 /// Several threads send numbered messages to one connection while the peer reads slowly at
